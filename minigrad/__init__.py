@@ -1,0 +1,35 @@
+"""minigrad: a small, fast, honest deep-learning framework.
+
+Tensors with reverse-mode autograd, compiled kernels on the CPU, CuPy on
+NVIDIA GPUs, and PyTorch's names and defaults throughout.
+"""
+from . import autograd, cuda
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .device import device, get_default_device, set_default_device
+from .dtypes import bool_ as bool, dtype, double, float, float32, float64, int64, long  # noqa: A004
+from .gradcheck import gradcheck, gradcheck_module, gradgradcheck
+from .ops.elementwise import where
+from .ops.shape import cat, stack
+from .random import initial_seed, manual_seed
+from .tensor import (Tensor, arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
+                     ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor,
+                     zeros, zeros_like)
+
+__version__ = "0.1.0"
+
+
+def _tensor_fn(name):
+    def fn(x, *args, **kwargs):
+        return getattr(x, name)(*args, **kwargs)
+    fn.__name__ = name
+    fn.__doc__ = f"Functional form of Tensor.{name}."
+    return fn
+
+
+for _name in ("exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "clamp",
+              "maximum", "minimum", "sum", "mean", "var", "std", "amax", "amin", "max", "min",
+              "argmax", "argmin", "logsumexp", "reshape", "flatten", "transpose", "permute",
+              "unsqueeze", "squeeze", "matmul", "softmax", "log_softmax", "square", "rsqrt",
+              "clip", "neg"):
+    globals()[_name] = _tensor_fn(_name)
+del _name
