@@ -61,17 +61,17 @@ def _restore(t, flat_index, old):
 
 def _numeric_jacobian(fn, inputs, i, eps):
     """Columns: d(all outputs flattened)/d(input i element k)."""
+    # fn runs with grad mode on: it may itself use autograd (gradgradcheck does)
     t = inputs[i]
     cols = []
-    with autograd.no_grad():
-        for k in range(t._data.size):
-            old = _perturbed(t, k, eps)
-            plus = np.concatenate([_flat_host(o) for o in _outputs(fn, inputs)] or [np.zeros(0)])
-            _restore(t, k, old)
-            _perturbed(t, k, -eps)
-            minus = np.concatenate([_flat_host(o) for o in _outputs(fn, inputs)] or [np.zeros(0)])
-            _restore(t, k, old)
-            cols.append((plus - minus) / (2 * eps))
+    for k in range(t._data.size):
+        old = _perturbed(t, k, eps)
+        plus = np.concatenate([_flat_host(o) for o in _outputs(fn, inputs)] or [np.zeros(0)])
+        _restore(t, k, old)
+        _perturbed(t, k, -eps)
+        minus = np.concatenate([_flat_host(o) for o in _outputs(fn, inputs)] or [np.zeros(0)])
+        _restore(t, k, old)
+        cols.append((plus - minus) / (2 * eps))
     return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
 
 
@@ -99,8 +99,8 @@ def _analytic_jacobian(outputs, inputs, diff):
 def _report(i, t, out_index, elem, numeric, analytic):
     where = np.unravel_index(elem, t.shape) if t.shape else ()
     return (f"Jacobian mismatch for input {i} (shape {tuple(t.shape)}) at element {tuple(int(w) for w in where)}"
-            f", output element {out_index}:\n  numerical: {numeric!r}\n  analytical: {analytic!r}\n"
-            f"  difference: {abs(numeric - analytic)!r}")
+            f", output element {out_index}:\n  numerical: {float(numeric)!r}\n  analytical: "
+            f"{float(analytic)!r}\n  difference: {float(abs(numeric - analytic))!r}")
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, fast_mode=False,
@@ -147,12 +147,11 @@ def _fast_check(fn, inputs, diff, eps, atol, rtol):
         u /= np.linalg.norm(u) or 1.0
         base = np.array(t._device.backend.to_host(t._data), dtype=np.float64)
         vals = []
-        with autograd.no_grad():
-            for sign in (1.0, -1.0):
-                t._data[...] = t._device.backend.from_host((base.reshape(-1) + sign * eps * u).reshape(base.shape))
-                outs = _outputs(fn, inputs)
-                vals.append(sum(float(v @ _flat_host(o)) for v, o in zip(vs, outs)))
-            t._data[...] = t._device.backend.from_host(base)
+        for sign in (1.0, -1.0):
+            t._data[...] = t._device.backend.from_host((base.reshape(-1) + sign * eps * u).reshape(base.shape))
+            outs = _outputs(fn, inputs)
+            vals.append(sum(float(v @ _flat_host(o)) for v, o in zip(vs, outs)))
+        t._data[...] = t._device.backend.from_host(base)
         numeric = (vals[0] - vals[1]) / (2 * eps)
         grads_out = [Tensor._wrap(o._device.backend.from_host(v.reshape(o.shape)), o._device)
                      for v, o in zip(vs, outputs) if o.requires_grad]
@@ -182,10 +181,9 @@ def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
 
     def first_derivatives(*args):
         xs, gos = args[:n_in], args[n_in:]
-        with autograd.enable_grad():  # the numerical pass calls this under no_grad
-            outs = [o for o in _outputs(fn, xs) if o.requires_grad]
-            targets = [xs[i] for i in diff]
-            grads = autograd.grad(outs, targets, list(gos), create_graph=True, allow_unused=True)
+        outs = [o for o in _outputs(fn, xs) if o.requires_grad]
+        targets = [xs[i] for i in diff]
+        grads = autograd.grad(outs, targets, list(gos), create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
     return gradcheck(first_derivatives, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol,

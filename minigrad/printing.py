@@ -14,8 +14,10 @@ def _format_array(arr):
                                (np.abs(finite[finite != 0]).min() < 1e-4 if (finite != 0).any() else False))
         if big:
             opts.update(formatter={"float_kind": lambda v: f"{v:.4e}"})
+        elif finite.size and np.all(finite == np.round(finite)):
+            opts.update(precision=0, floatmode="maxprec", suppress_small=True)  # like "1., 2."
         else:
-            opts.update(precision=4, floatmode="maxprec_equal", suppress_small=True)
+            opts.update(precision=4, floatmode="fixed", suppress_small=True)
     return np.array2string(arr, **opts)
 
 

@@ -170,7 +170,7 @@ class Where(Op):
         self.sa, self.sb = shape_of(a), shape_of(b)
         xp = self.device.backend.xp
         try:
-            out = xp.where(cond, value(a), value(b))
+            out = xp.where(cond._data, value(a), value(b))
         except ValueError:
             raise ValueError(f"where: condition {tuple(cond.shape)}, input {tuple(self.sa)} and "
                              f"other {tuple(self.sb)} cannot be broadcast together") from None
