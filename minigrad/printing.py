@@ -6,7 +6,7 @@ from . import dtypes as _dt
 
 def _format_array(arr):
     if arr.size == 0:
-        return "[]" if arr.ndim <= 1 else np.array2string(arr, separator=", ")
+        return "[]"
     opts = dict(separator=", ", prefix="tensor(", threshold=1000, edgeitems=3)
     if arr.dtype.kind == "f":
         finite = arr[np.isfinite(arr)]
@@ -25,6 +25,8 @@ def tensor_repr(t):
     arr = t._device.backend.to_host(t._data)
     body = _format_array(arr) if arr.ndim else _format_scalar(arr)
     extras = []
+    if arr.size == 0 and arr.ndim > 1:
+        extras.append(f"size={tuple(arr.shape)}")
     if t._device.type != "cpu":
         extras.append(f"device='{t._device}'")
     dt = t._data.dtype

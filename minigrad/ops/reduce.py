@@ -60,7 +60,12 @@ class Mean(Op):
     def forward(self, x, dims, keepdim):
         self.shape, self.dims, self.keepdim = x._data.shape, dims, keepdim
         self.count = math.prod(x._data.shape[d] for d in dims)
-        return self.device.backend.xp.asarray(x._data.mean(axis=dims, keepdims=keepdim))
+        xp = self.device.backend.xp
+        if self.count == 0:  # mean of nothing is nan, as in PyTorch (without numpy's warning)
+            shape = keepdim_shape(x._data.shape, dims) if keepdim else tuple(
+                s for i, s in enumerate(x._data.shape) if i not in dims)
+            return xp.full(shape, xp.nan, dtype=x._data.dtype)
+        return xp.asarray(x._data.mean(axis=dims, keepdims=keepdim))
 
     def backward(self, g):
         return _expand_back(g * (1.0 / _bmax(self.count, 1)), self.shape, self.dims, self.keepdim), None, None
