@@ -3,14 +3,14 @@
 Tensors with reverse-mode autograd, compiled kernels on the CPU, CuPy on
 NVIDIA GPUs, and PyTorch's names and defaults throughout.
 """
-from . import autograd, cuda, data
+from . import autograd, cuda, data, optim
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .device import device, get_default_device, set_default_device
 from .dtypes import bool_ as bool, dtype, double, float, float32, float64, int64, long  # noqa: A004
 from .gradcheck import gradcheck, gradcheck_module, gradgradcheck
 from .ops.elementwise import where
 from .ops.shape import cat, stack
-from .random import initial_seed, manual_seed
+from .random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from .serialization import load, save
 from .tensor import (Tensor, arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                      ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor,

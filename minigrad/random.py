@@ -75,3 +75,24 @@ def sample_numpy(gen, kind, shape, dtype, a, b):
     if kind == "bernoulli":
         return gen.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64) < a
     raise ValueError(f"unknown random kind {kind!r}")
+
+
+def get_rng_state():
+    """The CPU generator's state as a plain (JSON-serialisable) dict, for checkpoints."""
+    with _lock:
+        state = _state["cpu"].bit_generator.state
+    return {"seed": _state["seed"], "bit_generator": state}
+
+
+def set_rng_state(state):
+    """Restores a state from get_rng_state(): later draws continue exactly as they would have."""
+    try:
+        bit_state = state["bit_generator"]
+        kind = bit_state["bit_generator"]
+        bitgen = getattr(np.random, kind)()
+        bitgen.state = bit_state
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ValueError(f"set_rng_state: not a state returned by get_rng_state() ({e})") from None
+    with _lock:
+        _state["seed"] = state.get("seed")
+        _state["cpu"] = np.random.Generator(bitgen)

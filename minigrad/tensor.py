@@ -678,7 +678,7 @@ def _infer_numpy(data):
         arr = data
         nd = _dt.canonical_numpy_dtype(arr.dtype)
         return arr.astype(nd) if nd != arr.dtype else arr.copy()
-    if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flat_items(data)):
+    if _holds_tensors(data):
         data = _lists_from_tensors(data)
     arr = np.asarray(data)
     if arr.dtype == object:
@@ -691,6 +691,10 @@ def _infer_numpy(data):
     if arr.dtype.kind == "b":
         return arr
     raise TypeError(f"could not make a tensor from data of numpy dtype {arr.dtype}")
+
+
+def _holds_tensors(data):
+    return isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in _flat_items(data))
 
 
 def _flat_items(seq):
@@ -723,9 +727,14 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
         if dtype is not None:
             arr = arr.astype(_dt.to_numpy_dtype(dtype))
     else:
-        arr = _infer_numpy(data)
-        if dtype is not None:
-            arr = arr.astype(_dt.to_numpy_dtype(dtype), copy=False)
+        if dtype is not None and not isinstance(data, np.ndarray):
+            # convert straight to the requested dtype: no detour through float32
+            arr = np.array(_infer_numpy(data) if _holds_tensors(data) else data,
+                           dtype=_dt.to_numpy_dtype(dtype))
+        else:
+            arr = _infer_numpy(data)
+            if dtype is not None:
+                arr = arr.astype(_dt.to_numpy_dtype(dtype), copy=False)
         arr = _place(arr, dev)
     t = Tensor._wrap(arr, dev)
     if requires_grad:

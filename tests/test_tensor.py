@@ -186,3 +186,20 @@ def test_setitem():
     t[1] = 2.0
     t[:, 0] = mg.tensor([7.0, 8.0, 9.0])
     assert t.numpy().tolist() == [[7, 0, 0], [8, 2, 2], [9, 0, 0]]
+
+
+def test_rng_state_round_trip_continues_the_stream():
+    mg.manual_seed(3)
+    mg.randn(10)
+    state = mg.get_rng_state()
+    a = mg.randn(5).numpy().copy()
+    mg.manual_seed(99)
+    mg.set_rng_state(state)
+    assert np.array_equal(mg.randn(5).numpy(), a)
+    with pytest.raises(ValueError, match="get_rng_state"):
+        mg.set_rng_state({"nope": 1})
+
+
+def test_explicit_float64_keeps_full_precision_of_python_floats():
+    assert mg.tensor([0.6, 0.8], dtype=mg.float64).tolist() == [0.6, 0.8]
+    assert mg.tensor(0.1, dtype=mg.float64).item() == 0.1
