@@ -3,7 +3,15 @@
 Tensors with reverse-mode autograd, compiled kernels on the CPU, CuPy on
 NVIDIA GPUs, and PyTorch's names and defaults throughout.
 """
-from . import autograd, cuda, data, optim
+import os as _os
+
+# Compiled kernels (OpenMP) and numpy's BLAS keep separate thread pools that
+# alternate every op. Spinning OpenMP workers steal the cores BLAS needs (tens
+# of ms lost per op on 2 cores), so idle OpenMP threads sleep instead. Must be
+# set before the OpenMP runtime loads; a user's own setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import autograd, cuda, data, nn, optim, utils
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .device import device, get_default_device, set_default_device
 from .dtypes import bool_ as bool, dtype, double, float, float32, float64, int64, long  # noqa: A004

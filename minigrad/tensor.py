@@ -196,6 +196,14 @@ class Tensor:
         from .printing import tensor_repr
         return tensor_repr(self)
 
+    def __deepcopy__(self, memo):
+        out = Tensor._wrap(self._data.copy(), self._device)
+        out.requires_grad = self.requires_grad
+        if self._grad is not None:
+            out._grad = self._grad.__deepcopy__(memo)
+        memo[id(self)] = out
+        return out
+
     def __reduce__(self):
         raise TypeError("minigrad tensors are not picklable: save them with mg.save(...) "
                         "(safetensors format)")

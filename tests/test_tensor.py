@@ -203,3 +203,14 @@ def test_rng_state_round_trip_continues_the_stream():
 def test_explicit_float64_keeps_full_precision_of_python_floats():
     assert mg.tensor([0.6, 0.8], dtype=mg.float64).tolist() == [0.6, 0.8]
     assert mg.tensor(0.1, dtype=mg.float64).item() == 0.1
+
+
+def test_deepcopy_copies_data_and_grad():
+    import copy
+    t = mg.ones(3, requires_grad=True)
+    (t * 2).sum().backward()
+    c = copy.deepcopy(t)
+    with mg.no_grad():
+        c.add_(1.0)
+    assert t.tolist() == [1.0, 1.0, 1.0] and c.tolist() == [2.0, 2.0, 2.0]
+    assert c.requires_grad and c.grad.tolist() == [2.0, 2.0, 2.0]

@@ -1,0 +1,556 @@
+"""Compiled elementwise activations: one pass over memory forward, one backward.
+
+Same names, arguments and results as minigrad.backend.reference.activation
+(without `xp`); the definitions are documented there.
+
+The per-element math is in the C section below, written without branches or
+library calls (exp, expm1, log1p and erfc are built from polynomials) so that
+the compiler vectorizes every kind. On x86-64 with GCC it is compiled for
+three instruction sets (AVX-512, AVX2, baseline) and the best one the CPU has
+is picked when the module loads. The kinds built on exp compute in double
+(float32 arrays pass through small double buffers) and round once; the light
+kinds (relu, leaky_relu, hardtanh, sigmoid and tanh backward) work on the
+array's own type; float32 tanh forward is numpy's own single vectorized pass.
+Large arrays are split into chunks that OpenMP threads take in turn.
+"""
+import numpy
+
+from cython.parallel cimport prange
+
+from minigrad.backend.reference import activation as _ref
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stdint.h>
+    #include <string.h>
+
+    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 \\
+        && defined(__x86_64__) && defined(__GLIBC__)
+    #define MG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+    #else
+    #define MG_CLONES
+    #endif
+    #if defined(__GNUC__)
+    #define MG_INLINE static inline __attribute__((always_inline))
+    #else
+    #define MG_INLINE static inline
+    #endif
+
+    enum { MG_RELU, MG_LEAKY_RELU, MG_ELU, MG_SELU, MG_GELU, MG_GELU_TANH, MG_SILU,
+           MG_SIGMOID, MG_TANH, MG_SOFTPLUS, MG_HARDTANH };
+
+    #define MG_ERFCX_TERMS 26
+
+    /* Constants, filled once from the reference module when this module
+       loads. Each kernel copies them into a local first: values the compiler
+       cannot see stop it from splitting loops into constant special cases
+       (which defeats vectorization), and a local cannot alias the output. */
+    typedef struct {
+        double exp_lo, exp_hi;     /* exp(x) is 0 below, inf above */
+        double selu_alpha, selu_scale;
+        double gelu_tanh_beta, gelu_tanh_kappa, gelu_clip;
+        double inv_sqrt_2pi, sqrt1_2, ln2;
+        double erfc_max, erfcx_k, erfcx[MG_ERFCX_TERMS];
+    } mg_consts;
+
+    static mg_consts mg_c;
+
+    /* 2^k for -1022 <= k <= 1023, built from its bits */
+    MG_INLINE double mg_pow2(int64_t k) {
+        uint64_t bits = (uint64_t)(k + 1023) << 52;
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        return d;
+    }
+
+    /* x = k ln2 + r, |r| <= ln2/2. Returns q = expm1(r) (Taylor to r^13, error
+       < 2e-17) and 2^k as two factors s1 * s2 (k spans more than one exponent
+       range), so exp(x) = s1 * (s2 + s2 q) and expm1(x) = s q + (s - 1). */
+    MG_INLINE double mg_exp_reduce(double x, const mg_consts *c, double *s1, double *s2) {
+        const double shift = 0x1.8p52;  /* x/ln2 + shift keeps round(x/ln2) in its low bits */
+        const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
+        x = x > c->exp_hi ? c->exp_hi : x;  /* NaN passes */
+        x = x < c->exp_lo ? c->exp_lo : x;
+        double kd = x * 1.4426950408889634 + shift;
+        int64_t kbits, sbits;
+        memcpy(&kbits, &kd, sizeof kd);
+        memcpy(&sbits, &shift, sizeof shift);
+        kd -= shift;
+        double r = (x - kd * ln2_hi) - kd * ln2_lo;
+        double q = 1.0 / 6227020800.0;
+        q = q * r + 1.0 / 479001600.0;
+        q = q * r + 1.0 / 39916800.0;
+        q = q * r + 1.0 / 3628800.0;
+        q = q * r + 1.0 / 362880.0;
+        q = q * r + 1.0 / 40320.0;
+        q = q * r + 1.0 / 5040.0;
+        q = q * r + 1.0 / 720.0;
+        q = q * r + 1.0 / 120.0;
+        q = q * r + 1.0 / 24.0;
+        q = q * r + 1.0 / 6.0;
+        q = q * r + 0.5;
+        q = q * r * r + r;
+        int64_t k = kbits - sbits, k1 = k >> 1;
+        *s1 = mg_pow2(k1);
+        *s2 = mg_pow2(k - k1);
+        return q;
+    }
+
+    MG_INLINE double mg_exp(double x, const mg_consts *c) {
+        double s1, s2, q = mg_exp_reduce(x, c, &s1, &s2);
+        return s1 * (s2 * q + s2);
+    }
+
+    /* valid for x < 709 (callers select larger arguments away) */
+    MG_INLINE double mg_expm1(double x, const mg_consts *c) {
+        double s1, s2, q = mg_exp_reduce(x, c, &s1, &s2), s = s1 * s2;
+        return s * q + (s - 1.0);
+    }
+
+    /* log(1 + e) for 0 <= e <= 1: log1p(w) = 2 atanh(w / (2 + w)), with w
+       brought into [sqrt(1/2) - 1, sqrt(2) - 1] by halving 1 + e when large. */
+    MG_INLINE double mg_log1p_unit(double e, const mg_consts *c) {
+        int big = e > 0.41421356237309503;
+        double w = big ? 0.5 * (e - 1.0) : e;
+        double z = w / (2.0 + w), z2 = z * z;  /* |z| < 0.172 */
+        double p = 1.0 / 21.0;
+        p = p * z2 + 1.0 / 19.0;
+        p = p * z2 + 1.0 / 17.0;
+        p = p * z2 + 1.0 / 15.0;
+        p = p * z2 + 1.0 / 13.0;
+        p = p * z2 + 1.0 / 11.0;
+        p = p * z2 + 1.0 / 9.0;
+        p = p * z2 + 1.0 / 7.0;
+        p = p * z2 + 1.0 / 5.0;
+        p = p * z2 + 1.0 / 3.0;
+        p = p * z2 + 1.0;
+        return (big ? c->ln2 : 0.0) + 2.0 * z * p;
+    }
+
+    MG_INLINE double mg_sigmoid(double x, const mg_consts *c) {
+        double e = mg_exp(-fabs(x), c);  /* <= 1: no overflow */
+        double r = 1.0 / (1.0 + e);
+        return x >= 0.0 ? r : e * r;
+    }
+
+    MG_INLINE double mg_tanh(double x, const mg_consts *c) {
+        double t = mg_expm1(-2.0 * fabs(x), c);
+        double r = -t / (2.0 + t);
+        return x < 0.0 ? -r : r;
+    }
+
+    /* x with the low 29 bits of its significand cleared: the 24 bits left
+       square exactly */
+    MG_INLINE double mg_high_bits(double x) {
+        uint64_t bits;
+        memcpy(&bits, &x, sizeof x);
+        bits &= ~(uint64_t)0x1fffffff;
+        memcpy(&x, &bits, sizeof x);
+        return x;
+    }
+
+    /* erfc(z) = exp(-a^2) erfcx(a) for a = |z|, erfcx by Chebyshev series
+       in (a - K) / (a + K); same method as the reference. */
+    MG_INLINE double mg_erfc(double z, const mg_consts *c) {
+        double a = fabs(z);
+        a = a > c->erfc_max ? c->erfc_max : a;
+        double t = (a - c->erfcx_k) / (a + c->erfcx_k), two_t = 2.0 * t;
+        double b1 = 0.0, b2 = 0.0;
+        #pragma GCC unroll 32
+        for (int k = MG_ERFCX_TERMS - 1; k > 0; k--) {
+            double b0 = two_t * b1 - b2 + c->erfcx[k];
+            b2 = b1;
+            b1 = b0;
+        }
+        double erfcx = t * b1 - b2 + c->erfcx[0];
+        double a_hi = mg_high_bits(a), d = (a_hi - a) * (a_hi + a);
+        double tail = mg_exp(-a_hi * a_hi, c) * (1.0 + d * (1.0 + d * (0.5 + d / 6.0))) * erfcx;
+        return z >= 0.0 ? tail : 2.0 - tail;
+    }
+
+    MG_INLINE double mg_clip(double x, double lo, double hi) {
+        double t = x < lo ? lo : x;  /* NaN passes, as min(max(x, lo), hi) */
+        return t > hi ? hi : t;
+    }
+
+    MG_INLINE double mg_elu(double x, double alpha, const mg_consts *c) {
+        return x > 0.0 ? x : alpha * mg_expm1(x, c);
+    }
+
+    MG_INLINE double mg_elu_bw(double x, double g, double alpha, const mg_consts *c) {
+        return x <= 0.0 ? g * (alpha * mg_exp(x, c)) : g;
+    }
+
+    MG_INLINE double mg_gelu_tanh_arg(double xc, const mg_consts *c) {
+        return (2.0 * c->gelu_tanh_beta) * (xc + c->gelu_tanh_kappa * (xc * xc * xc));
+    }
+
+    MG_INLINE double mg_softplus(double x, double beta, double threshold, const mg_consts *c) {
+        double bx = beta * x;
+        double smooth = ((bx > 0.0 ? bx : 0.0) + mg_log1p_unit(mg_exp(-fabs(bx), c), c)) / beta;
+        return bx > threshold ? x : smooth;
+    }
+
+    /* Loop bodies: v, w, g are x[i], y[i], dy[i] in double (in T for _T) */
+    #define MG_MAP(EXPR) \\
+        for (Py_ssize_t i = 0; i < n; i++) { const double v = x[i]; y[i] = (EXPR); } \\
+        return 1
+    #define MG_MAP_BW(EXPR) \\
+        for (Py_ssize_t i = 0; i < n; i++) { \\
+            const double v = x[i], w = y[i], g = dy[i]; (void)v; (void)w; dx[i] = (EXPR); } \\
+        return 1
+    #define MG_MAP_T(T, EXPR) \\
+        for (Py_ssize_t i = 0; i < n; i++) { const T v = x[i]; y[i] = (EXPR); } \\
+        return 1
+    #define MG_MAP_BW_T(T, EXPR) \\
+        for (Py_ssize_t i = 0; i < n; i++) { const T v = x[i], g = dy[i]; dx[i] = (EXPR); } \\
+        return 1
+    #define MG_MAP_GRAD(EXPR) \\
+        for (Py_ssize_t i = 0; i < n; i++) { const double v = x[i], g = dy[i]; dx[i] = (EXPR); } \\
+        return 1
+
+    /* Kinds with a few arithmetic operations per element run directly on the
+       array's type; they return 0 for the other kinds. relu, leaky_relu and
+       hardtanh work in T (a and b come rounded to T, so the one product of
+       leaky_relu rounds as it would in double then T); leaky_relu multiplies
+       by a selected factor because GCC does not vectorize a conditional
+       product. sigmoid and tanh backward round once from double. */
+    #define MG_DEFINE_LIGHT(SUFFIX, T) \\
+    MG_CLONES static int mg_light_forward_##SUFFIX(int kind, const T *restrict x, \\
+            T *restrict y, Py_ssize_t n, double a, double b) { \\
+        const T a_t = (T)a, b_t = (T)b; \\
+        switch (kind) { \\
+        case MG_RELU:       MG_MAP_T(T, v <= 0 ? (T)0 : v); \\
+        case MG_LEAKY_RELU: MG_MAP_T(T, v * (v > 0 ? (T)1 : a_t)); \\
+        case MG_HARDTANH:   MG_MAP_T(T, mg_clip_##SUFFIX(v, a_t, b_t)); \\
+        } \\
+        return 0; \\
+    } \\
+    MG_CLONES static int mg_light_backward_##SUFFIX(int kind, const T *restrict x, \\
+            const T *restrict y, const T *restrict dy, T *restrict dx, Py_ssize_t n, \\
+            double a, double b) { \\
+        const T a_t = (T)a, b_t = (T)b; \\
+        switch (kind) { \\
+        case MG_RELU:       MG_MAP_BW_T(T, v > 0 ? g : (T)0); \\
+        case MG_LEAKY_RELU: MG_MAP_BW_T(T, g * (v > 0 ? (T)1 : a_t)); \\
+        case MG_HARDTANH:   MG_MAP_BW_T(T, v > a_t && v < b_t ? g : (T)0); \\
+        case MG_SIGMOID:    MG_MAP_BW(g * (w * (1.0 - w))); \\
+        case MG_TANH:       MG_MAP_BW(g * (1.0 - w * w)); \\
+        } \\
+        return 0; \\
+    }
+
+    MG_INLINE float mg_clip_f32(float x, float lo, float hi) {
+        float t = x < lo ? lo : x;
+        return t > hi ? hi : t;
+    }
+    #define mg_clip_f64 mg_clip
+
+    MG_DEFINE_LIGHT(f64, double)
+    MG_DEFINE_LIGHT(f32, float)
+
+    /* The kinds built on exp, in double */
+    MG_CLONES static int mg_heavy_forward(int kind, const double *restrict x,
+                                          double *restrict y, Py_ssize_t n,
+                                          double a, double b) {
+        const mg_consts cc = mg_c, *c = &cc;
+        switch (kind) {
+        case MG_ELU:        MG_MAP(mg_elu(v, a, c));
+        case MG_SELU:       MG_MAP(c->selu_scale * mg_elu(v, c->selu_alpha, c));
+        case MG_GELU:       MG_MAP(v * (0.5 * mg_erfc(-c->sqrt1_2 * v, c)));
+        case MG_GELU_TANH:  MG_MAP(v * mg_sigmoid(mg_gelu_tanh_arg(
+                                   mg_clip(v, -c->gelu_clip, c->gelu_clip), c), c));
+        case MG_SILU:       MG_MAP(v * mg_sigmoid(v, c));
+        case MG_SIGMOID:    MG_MAP(mg_sigmoid(v, c));
+        case MG_TANH:       MG_MAP(mg_tanh(v, c));
+        case MG_SOFTPLUS:   MG_MAP(mg_softplus(v, a, b, c));
+        }
+        return 0;
+    }
+
+    MG_INLINE double mg_gelu_bw(double x, double g, const mg_consts *c) {
+        double xc = mg_clip(x, -c->gelu_clip, c->gelu_clip);
+        return g * (0.5 * mg_erfc(-c->sqrt1_2 * x, c)
+                    + xc * (c->inv_sqrt_2pi * mg_exp(-0.5 * xc * xc, c)));
+    }
+
+    MG_INLINE double mg_gelu_tanh_bw(double x, double g, const mg_consts *c) {
+        double xc = mg_clip(x, -c->gelu_clip, c->gelu_clip);
+        double s = mg_sigmoid(mg_gelu_tanh_arg(xc, c), c);
+        double du = (2.0 * c->gelu_tanh_beta) * (1.0 + (3.0 * c->gelu_tanh_kappa) * (xc * xc));
+        return g * (s + xc * (s * (1.0 - s)) * du);
+    }
+
+    MG_INLINE double mg_silu_bw(double x, double g, const mg_consts *c) {
+        double s = mg_sigmoid(x, c);
+        return g * (s * (1.0 + x * (1.0 - s)));
+    }
+
+    MG_INLINE double mg_softplus_bw(double x, double g, double beta, double threshold,
+                                    const mg_consts *c) {
+        double bx = beta * x;
+        return bx > threshold ? g : g * mg_sigmoid(bx, c);
+    }
+
+    MG_CLONES static int mg_heavy_backward(int kind, const double *restrict x,
+                                           const double *restrict dy,
+                                           double *restrict dx, Py_ssize_t n,
+                                           double a, double b) {
+        const mg_consts cc = mg_c, *c = &cc;
+        switch (kind) {
+        case MG_ELU:        MG_MAP_GRAD(mg_elu_bw(v, g, a, c));
+        case MG_SELU:       MG_MAP_GRAD(c->selu_scale * mg_elu_bw(v, g, c->selu_alpha, c));
+        case MG_GELU:       MG_MAP_GRAD(mg_gelu_bw(v, g, c));
+        case MG_GELU_TANH:  MG_MAP_GRAD(mg_gelu_tanh_bw(v, g, c));
+        case MG_SILU:       MG_MAP_GRAD(mg_silu_bw(v, g, c));
+        case MG_SOFTPLUS:   MG_MAP_GRAD(mg_softplus_bw(v, g, a, b, c));
+        }
+        return 0;
+    }
+
+    static void mg_act_forward_f64(int kind, const double *x, double *y, Py_ssize_t n,
+                                   double a, double b) {
+        if (!mg_light_forward_f64(kind, x, y, n, a, b))
+            mg_heavy_forward(kind, x, y, n, a, b);
+    }
+
+    static void mg_act_backward_f64(int kind, const double *x, const double *y,
+                                    const double *dy, double *dx, Py_ssize_t n,
+                                    double a, double b) {
+        if (!mg_light_backward_f64(kind, x, y, dy, dx, n, a, b))
+            mg_heavy_backward(kind, x, dy, dx, n, a, b);
+    }
+
+    /* float32 for the heavy kinds: blocks converted into double buffers that
+       stay in L1 cache */
+    #define MG_BLOCK 512
+
+    MG_CLONES static void mg_widen(const float *restrict src, double *restrict dst, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i++) dst[i] = src[i];
+    }
+
+    MG_CLONES static void mg_narrow(const double *restrict src, float *restrict dst, Py_ssize_t n) {
+        for (Py_ssize_t i = 0; i < n; i++) dst[i] = (float)src[i];
+    }
+
+    static void mg_act_forward_f32(int kind, const float *x, float *y, Py_ssize_t n,
+                                   double a, double b) {
+        double xb[MG_BLOCK], yb[MG_BLOCK];
+        if (mg_light_forward_f32(kind, x, y, n, a, b))
+            return;
+        for (Py_ssize_t start = 0; start < n; start += MG_BLOCK) {
+            Py_ssize_t m = n - start < MG_BLOCK ? n - start : MG_BLOCK;
+            mg_widen(x + start, xb, m);
+            mg_heavy_forward(kind, xb, yb, m, a, b);
+            mg_narrow(yb, y + start, m);
+        }
+    }
+
+    static void mg_act_backward_f32(int kind, const float *x, const float *y, const float *dy,
+                                    float *dx, Py_ssize_t n, double a, double b) {
+        double xb[MG_BLOCK], gb[MG_BLOCK], db[MG_BLOCK];
+        if (mg_light_backward_f32(kind, x, y, dy, dx, n, a, b))
+            return;
+        for (Py_ssize_t start = 0; start < n; start += MG_BLOCK) {  /* heavy kinds need no y */
+            Py_ssize_t m = n - start < MG_BLOCK ? n - start : MG_BLOCK;
+            mg_widen(x + start, xb, m);
+            mg_widen(dy + start, gb, m);
+            mg_heavy_backward(kind, xb, gb, db, m, a, b);
+            mg_narrow(db, dx + start, m);
+        }
+    }
+    """
+    enum:
+        MG_RELU, MG_LEAKY_RELU, MG_ELU, MG_SELU, MG_GELU, MG_GELU_TANH, MG_SILU
+        MG_SIGMOID, MG_TANH, MG_SOFTPLUS, MG_HARDTANH
+        MG_ERFCX_TERMS
+    ctypedef struct mg_consts:
+        double exp_lo, exp_hi
+        double selu_alpha, selu_scale
+        double gelu_tanh_beta, gelu_tanh_kappa, gelu_clip
+        double inv_sqrt_2pi, sqrt1_2, ln2
+        double erfc_max, erfcx_k
+        double erfcx[MG_ERFCX_TERMS]
+    mg_consts mg_c
+    void mg_act_forward_f64(int kind, const double* x, double* y, Py_ssize_t n,
+                            double a, double b) noexcept nogil
+    void mg_act_backward_f64(int kind, const double* x, const double* y, const double* dy,
+                             double* dx, Py_ssize_t n, double a, double b) noexcept nogil
+    void mg_act_forward_f32(int kind, const float* x, float* y, Py_ssize_t n,
+                            double a, double b) noexcept nogil
+    void mg_act_backward_f32(int kind, const float* x, const float* y, const float* dy,
+                             float* dx, Py_ssize_t n, double a, double b) noexcept nogil
+
+
+ctypedef fused floating:
+    float
+    double
+
+_CODES = {
+    "relu": MG_RELU, "leaky_relu": MG_LEAKY_RELU, "elu": MG_ELU, "selu": MG_SELU,
+    "gelu": MG_GELU, "gelu_tanh": MG_GELU_TANH, "silu": MG_SILU, "sigmoid": MG_SIGMOID,
+    "tanh": MG_TANH, "softplus": MG_SOFTPLUS, "hardtanh": MG_HARDTANH,
+}
+
+
+cdef void _load_constants() except *:
+    if len(_ref._ERFCX_CHEB) != MG_ERFCX_TERMS:
+        raise ImportError("erfc series length differs from the reference's")
+    mg_c.exp_lo = -746.0    # exp(-746) < 2**-1075 rounds to 0
+    mg_c.exp_hi = 710.0     # exp(710) > max double
+    mg_c.selu_alpha = _ref.SELU_ALPHA
+    mg_c.selu_scale = _ref.SELU_SCALE
+    mg_c.gelu_tanh_beta = _ref.GELU_TANH_BETA
+    mg_c.gelu_tanh_kappa = _ref.GELU_TANH_KAPPA
+    mg_c.gelu_clip = _ref.GELU_CLIP
+    mg_c.inv_sqrt_2pi = _ref.INV_SQRT_2PI
+    mg_c.sqrt1_2 = _ref.SQRT1_2
+    mg_c.ln2 = 0.6931471805599453
+    mg_c.erfc_max = _ref.ERFC_MAX
+    mg_c.erfcx_k = _ref._ERFCX_K
+    for k, coef in enumerate(_ref._ERFCX_CHEB):
+        mg_c.erfcx[k] = coef
+
+
+_load_constants()
+
+# Elements per chunk handed to a thread, and the sizes below which threads
+# cost more than they save: the light kinds are bound by memory and need
+# far more elements than the kinds built on exp.
+cdef Py_ssize_t CHUNK = 1 << 14
+cdef Py_ssize_t PARALLEL_MIN = 1 << 15
+cdef Py_ssize_t PARALLEL_MIN_LIGHT = 1 << 18
+_LIGHT_FORWARD = frozenset([MG_RELU, MG_LEAKY_RELU, MG_HARDTANH])
+_LIGHT_BACKWARD = frozenset([MG_RELU, MG_LEAKY_RELU, MG_HARDTANH, MG_SIGMOID, MG_TANH])
+
+
+cdef inline void _forward_run(int kind, const floating* x, floating* y, Py_ssize_t n,
+                              double a, double b) noexcept nogil:
+    if floating is float:
+        mg_act_forward_f32(kind, x, y, n, a, b)
+    else:
+        mg_act_forward_f64(kind, x, y, n, a, b)
+
+
+cdef inline void _backward_run(int kind, const floating* x, const floating* y,
+                               const floating* dy, floating* dx, Py_ssize_t n,
+                               double a, double b) noexcept nogil:
+    if floating is float:
+        mg_act_backward_f32(kind, x, y, dy, dx, n, a, b)
+    else:
+        mg_act_backward_f64(kind, x, y, dy, dx, n, a, b)
+
+
+cdef void _forward_all(int kind, const floating* x, floating* y, Py_ssize_t n,
+                       double a, double b, Py_ssize_t parallel_min) noexcept nogil:
+    cdef Py_ssize_t c, start
+    if n < parallel_min:
+        _forward_run(kind, x, y, n, a, b)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK, schedule="dynamic"):
+        start = c * CHUNK
+        _forward_run(kind, x + start, y + start, min(CHUNK, n - start), a, b)
+
+
+cdef void _backward_all(int kind, const floating* x, const floating* y, const floating* dy,
+                        floating* dx, Py_ssize_t n, double a, double b,
+                        Py_ssize_t parallel_min) noexcept nogil:
+    cdef Py_ssize_t c, start
+    if n < parallel_min:
+        _backward_run(kind, x, y, dy, dx, n, a, b)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK, schedule="dynamic"):
+        start = c * CHUNK
+        _backward_run(kind, x + start, y + start, dy + start, dx + start,
+                      min(CHUNK, n - start), a, b)
+
+
+def _forward_flat(int kind, const floating[::1] x, floating[::1] y, double a, double b):
+    cdef Py_ssize_t parallel_min = PARALLEL_MIN_LIGHT if kind in _LIGHT_FORWARD else PARALLEL_MIN
+    if x.shape[0] > 0:
+        with nogil:
+            _forward_all(kind, &x[0], &y[0], x.shape[0], a, b, parallel_min)
+
+
+def _backward_flat(int kind, const floating[::1] x, const floating[::1] y,
+                   const floating[::1] dy, floating[::1] dx, double a, double b):
+    cdef Py_ssize_t parallel_min = PARALLEL_MIN_LIGHT if kind in _LIGHT_BACKWARD else PARALLEL_MIN
+    if x.shape[0] > 0:
+        with nogil:
+            _backward_all(kind, &x[0], &y[0], &dy[0], &dx[0], x.shape[0], a, b, parallel_min)
+
+
+# ------------------------------------------------------------ Python API
+
+cdef int _code(kind) except -1:
+    code = _CODES.get(kind)
+    if code is None:
+        _ref.check_kind(kind)  # raises the reference's ValueError
+    return code
+
+
+cdef bint _compilable(tuple arrays):
+    """All numpy arrays of one shape and one of the compiled dtypes."""
+    first = arrays[0]
+    if not isinstance(first, numpy.ndarray):
+        return False
+    dtype = first.dtype
+    if dtype != numpy.float32 and dtype != numpy.float64:
+        return False
+    for arr in arrays[1:]:
+        if not isinstance(arr, numpy.ndarray) or arr.dtype != dtype or arr.shape != first.shape:
+            return False
+    return True
+
+
+cdef tuple _flatten(tuple arrays):
+    """1-D contiguous views of same-shaped arrays, and whether they were
+    taken through a transpose (so the result can get the inputs' layout)."""
+    if all([arr.flags.c_contiguous for arr in arrays]):
+        return [arr.reshape(-1) for arr in arrays], False
+    if all([arr.flags.f_contiguous for arr in arrays]):
+        return [arr.T.reshape(-1) for arr in arrays], True
+    return [numpy.ascontiguousarray(arr).reshape(-1) for arr in arrays], False
+
+
+cdef _unflatten(flat, like, bint transposed):
+    if transposed:
+        return flat.reshape(like.T.shape).T
+    return flat.reshape(like.shape)
+
+
+cdef tuple _params(dtype, alpha, beta):
+    """alpha and beta as the array's precision sees them (as numpy would
+    round them to float32 before using them with float32 data)."""
+    if dtype == numpy.float32:
+        return float(numpy.float32(alpha)), float(numpy.float32(beta))
+    return float(alpha), float(beta)
+
+
+def activation_forward(kind, x, alpha=0.0, beta=0.0):
+    """y = f(x) elementwise; a new array of x's shape and dtype."""
+    cdef int code = _code(kind)
+    if not _compilable((x,)):
+        return _ref.activation_forward(numpy, kind, x, alpha, beta)
+    if code == MG_TANH and x.dtype == numpy.float32:
+        # numpy's own float32 tanh is a single vectorized pass in float32,
+        # faster than the double-precision one here (out= keeps 0-d arrays)
+        return numpy.tanh(x, out=numpy.empty_like(x))
+    a, b = _params(x.dtype, alpha, beta)
+    flat, transposed = _flatten((x,))
+    out = numpy.empty_like(flat[0])
+    _forward_flat(code, flat[0], out, a, b)
+    return _unflatten(out, x, transposed)
+
+
+def activation_backward(kind, x, y, dy, alpha=0.0, beta=0.0):
+    """dx = dy * f'(x); x is the forward input, y = f(x) the forward output."""
+    cdef int code = _code(kind)
+    if not _compilable((x, y, dy)):
+        return _ref.activation_backward(numpy, kind, x, y, dy, alpha, beta)
+    a, b = _params(x.dtype, alpha, beta)
+    flat, transposed = _flatten((x, y, dy))
+    out = numpy.empty_like(flat[0])
+    _backward_flat(code, flat[0], flat[1], flat[2], out, a, b)
+    return _unflatten(out, x, transposed)

@@ -1,0 +1,20 @@
+"""minigrad.nn: modules, layers, losses, initializers (PyTorch's names and defaults)."""
+from . import functional, init, utils  # noqa: F401
+from .module import Module, RemovableHandle  # noqa: F401
+from .parameter import Parameter  # noqa: F401
+
+# containers
+from .layers.container import Flatten, Identity, ModuleDict, ModuleList, Sequential  # noqa: F401
+
+# linear
+from .layers.linear import Linear  # noqa: F401
+
+# activations
+from .layers.activation import (ELU, GELU, SELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6,  # noqa: F401
+                                Sigmoid, SiLU, Softmax, Softplus, Tanh)
+
+# dropout
+from .layers.dropout import Dropout  # noqa: F401
+
+# losses
+from .layers.loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss  # noqa: F401

@@ -1,0 +1,1 @@
+"""The layers of minigrad.nn, one module per kind."""

@@ -1,0 +1,69 @@
+"""y = x @ W.T + b as one fused op (one graph node, BLAS matmuls).
+
+Any number of leading batch dims: x (..., in) is viewed as (M, in) so each
+pass is a single 2-D matmul. Backward: dx = g @ W, dW = g.T @ x, db = g.sum(0).
+"""
+from ..autograd import Op, is_grad_enabled
+from ..tensor import Tensor
+
+_wrap = Tensor._wrap
+
+
+def _check(x, weight, bias):
+    for name, t in (("input", x), ("weight", weight), ("bias", bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
+    if x._data.dtype.kind != "f":
+        raise TypeError(f"linear: expected a floating point input, got {x.dtype}; convert it "
+                        "with .float()")
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape "
+                         f"{tuple(weight.shape)}")
+    in_features = weight.shape[1]
+    if x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(f"linear: expected input with last dimension in_features={in_features}, "
+                         f"got input of shape {tuple(x.shape)}")
+    if x._data.dtype != weight._data.dtype:
+        raise TypeError(f"linear: input is {x.dtype} but weight is {weight.dtype}; convert one "
+                        "(e.g. model.double() or x.float())")
+    if bias is not None:
+        if tuple(bias.shape) != (weight.shape[0],):
+            raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        if bias._data.dtype != weight._data.dtype:
+            raise TypeError(f"linear: bias is {bias.dtype} but weight is {weight.dtype}")
+
+
+class Linear(Op):
+    def forward(self, x, weight, bias):
+        xd, wd = x._data, weight._data
+        self.x, self.weight, self.lead = x, weight, xd.shape[:-1]
+        out = xd.reshape(-1, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
+        if bias is not None:
+            out += bias._data
+        return out.reshape(self.lead + (wd.shape[0],)) if xd.ndim != 2 else out
+
+    def backward(self, g):
+        need_x, need_w, need_b = (e is not None for e in self.edges)
+        if is_grad_enabled():
+            return self._composite_backward(g, need_x, need_w, need_b)
+        x, w, dev = self.x._data, self.weight._data, self.device
+        g2 = g._data.reshape(-1, w.shape[0])
+        dx = _wrap((g2 @ w).reshape(x.shape), dev) if need_x else None
+        dw = _wrap(g2.T @ x.reshape(-1, w.shape[1]), dev) if need_w else None
+        db = _wrap(g2.sum(axis=0), dev) if need_b else None
+        return dx, dw, db
+
+    def _composite_backward(self, g, need_x, need_w, need_b):
+        # the same formulas with Tensor ops, so create_graph can differentiate them
+        x, w = self.x, self.weight
+        g2 = g.reshape(-1, w.shape[0])
+        dx = (g2 @ w).reshape(x.shape) if need_x else None
+        dw = g2.T @ x.reshape(-1, w.shape[1]) if need_w else None
+        db = g2.sum(0) if need_b else None
+        return dx, dw, db
+
+
+def linear(input, weight, bias=None):  # noqa: A002  (PyTorch's argument name)
+    """y = input @ weight.T + bias; input (..., in_features), weight (out_features, in_features)."""
+    _check(input, weight, bias)
+    return Linear.apply(input, weight, bias)
