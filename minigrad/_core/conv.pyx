@@ -1,0 +1,422 @@
+"""Compiled im2col/col2im and 2-d pooling kernels (float32 and float64).
+
+Same names, arguments and results as minigrad.backend.reference.conv, without
+the leading `xp`. Every kernel works plane by plane: an (N, C, H, W) array is
+seen as N*C independent (H, W) planes, and OpenMP threads each own whole
+planes (and the matching block of the output), so scatters need no atomics
+and writes stay contiguous. Other dtypes, and empty arrays, go to the
+reference with numpy.
+"""
+import numpy as np
+
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy, memset
+from libc.math cimport INFINITY
+
+from minigrad.backend.reference import conv as _ref
+
+__all__ = list(_ref.__all__)
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int minigrad_conv_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int minigrad_conv_max_threads(void) { return 1; }
+    #endif
+    """
+    int minigrad_conv_max_threads() noexcept nogil
+
+ctypedef fused real:
+    float
+    double
+
+# Below this many elements of work, starting threads costs more than it saves.
+cdef Py_ssize_t PARALLEL_GRAIN = 1 << 15
+
+
+cdef int _threads(Py_ssize_t work) noexcept nogil:
+    return 1 if work < PARALLEL_GRAIN else minigrad_conv_max_threads()
+
+
+ctypedef struct Axis:
+    # One spatial axis of a sliding window: image size, kernel, stride,
+    # padding, dilation, number of outputs.
+    Py_ssize_t size, k, s, p, d, n_out
+
+
+ctypedef struct Boxes:
+    # Box windows along one axis: output t covers [start[t], end[t]).
+    const int64_t* start
+    const int64_t* end
+
+
+def _axis(size, k, s, p, d, n_out):
+    return dict(size=size, k=k, s=s, p=p, d=d, n_out=n_out)
+
+
+cdef inline void _inside(Py_ssize_t offset, Py_ssize_t step, Py_ssize_t size,
+                         Py_ssize_t count, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """[lo, hi): the t in [0, count) with 0 <= offset + t*step < size."""
+    cdef Py_ssize_t a = 0, b = 0
+    if offset < 0:
+        a = (step - 1 - offset) // step
+    if offset < size:
+        b = (size - 1 - offset) // step + 1
+    a = min(a, count)
+    b = max(min(b, count), a)
+    lo[0] = a
+    hi[0] = b
+
+
+# ---------------------------------------------------------------- im2col
+
+cdef inline void _gather_row(real* dst, const real* src, Py_ssize_t n, Py_ssize_t step) noexcept nogil:
+    """dst[t] = src[t*step] for t < n."""
+    cdef Py_ssize_t t
+    if step == 1:
+        memcpy(dst, src, n * sizeof(real))
+    else:
+        for t in range(n):
+            dst[t] = src[t * step]
+
+
+cdef inline void _scatter_row(real* dst, const real* src, Py_ssize_t n, Py_ssize_t step) noexcept nogil:
+    """dst[t*step] += src[t] for t < n (a separate unit-step loop vectorizes)."""
+    cdef Py_ssize_t t
+    if step == 1:
+        for t in range(n):
+            dst[t] += src[t]
+    else:
+        for t in range(n):
+            dst[t * step] += src[t]
+
+
+cdef void _unfold_plane(real* img, real* cols, Axis r, Axis c, bint scatter) noexcept nogil:
+    """im2col of one (H, W) plane into its (kh*kw, oh*ow) block of columns;
+    with `scatter`, the adjoint: add the block into the (zeroed) plane."""
+    cdef Py_ssize_t i, j, oy, h, lo, hi, w0
+    cdef real* row
+    cdef real* pix
+    for i in range(r.k):
+        for j in range(c.k):
+            # Columns [lo, hi) of this offset read inside the image.
+            w0 = j * c.d - c.p
+            _inside(w0, c.s, c.size, c.n_out, &lo, &hi)
+            for oy in range(r.n_out):
+                row = cols + ((i * c.k + j) * r.n_out + oy) * c.n_out
+                h = oy * r.s - r.p + i * r.d
+                if h < 0 or h >= r.size:
+                    if not scatter:
+                        memset(row, 0, c.n_out * sizeof(real))
+                    continue
+                pix = img + h * c.size + w0 + lo * c.s
+                if scatter:
+                    _scatter_row(pix, row + lo, hi - lo, c.s)
+                else:
+                    memset(row, 0, lo * sizeof(real))
+                    _gather_row(row + lo, pix, hi - lo, c.s)
+                    memset(row + hi, 0, (c.n_out - hi) * sizeof(real))
+
+
+def _im2col_run(const real[:, :, ::1] x, real[:, :, ::1] cols, Axis r, Axis c):
+    cdef Py_ssize_t p
+    cdef int nt = _threads(cols.shape[0] * cols.shape[1] * cols.shape[2])
+    for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
+        _unfold_plane(<real*>&x[p, 0, 0], &cols[p, 0, 0], r, c, False)
+
+
+def _col2im_run(const real[:, :, ::1] cols, real[:, :, ::1] dx, Axis r, Axis c):
+    cdef Py_ssize_t p
+    cdef int nt = _threads(cols.shape[0] * cols.shape[1] * cols.shape[2])
+    for p in prange(dx.shape[0], nogil=True, schedule="static", num_threads=nt):
+        memset(&dx[p, 0, 0], 0, r.size * c.size * sizeof(real))
+        _unfold_plane(&dx[p, 0, 0], <real*>&cols[p, 0, 0], r, c, True)
+
+
+# ---------------------------------------------------------------- max pooling
+
+cdef inline void _max_row(const real* line, Py_ssize_t step, Py_ssize_t n, real k,
+                          real* best, real* won) noexcept nogil:
+    """One kernel offset (number k) for a run of n outputs, candidate t being
+    line[t*step]. PyTorch's rule: a larger value or a NaN replaces the
+    running maximum. Written without branches, and with the winner kept in
+    the value's own type, so that the compiler vectorizes it."""
+    cdef Py_ssize_t t
+    cdef real v, b, a
+    cdef bint take
+    for t in range(n):
+        v = line[t * step]
+        b = best[t]
+        a = won[t]
+        take = (v > b) | (v != v)
+        best[t] = v if take else b
+        won[t] = k if take else a
+
+
+cdef void _max_pool_plane(const real* x, real* y, int64_t* arg, real* won,
+                          Axis r, Axis c) noexcept nogil:
+    """Max pooling of one plane, a row of outputs at a time: each kernel
+    offset, in row-major window order, updates the whole row. won: scratch
+    row of ow values, the number i*kw + j of each output's winning offset
+    (exact in float32: kernels are far smaller than 2**24)."""
+    cdef Py_ssize_t oy, ox, i, j, k, h0, h, w0, ilo, ihi, jlo, jhi, lo, hi
+    cdef real* best
+    cdef int64_t* at
+    for oy in range(r.n_out):
+        best = y + oy * c.n_out
+        at = arg + oy * c.n_out
+        h0 = oy * r.s - r.p
+        _inside(h0, r.d, r.size, r.k, &ilo, &ihi)
+        for ox in range(c.n_out):
+            best[ox] = -INFINITY
+            won[ox] = -1
+        for i in range(ilo, ihi):
+            h = h0 + i * r.d
+            for j in range(c.k):
+                w0 = j * c.d - c.p
+                _inside(w0, c.s, c.size, c.n_out, &lo, &hi)
+                if c.s == 1:   # a constant unit stride vectorizes
+                    _max_row(x + h * c.size + w0 + lo, 1, hi - lo, i * c.k + j,
+                             best + lo, won + lo)
+                else:
+                    _max_row(x + h * c.size + w0 + lo * c.s, c.s, hi - lo, i * c.k + j,
+                             best + lo, won + lo)
+        for ox in range(c.n_out):
+            w0 = ox * c.s - c.p
+            k = <Py_ssize_t>won[ox]
+            if k >= 0:
+                i = k // c.k
+                at[ox] = (h0 + i * r.d) * c.size + w0 + (k - i * c.k) * c.d
+            else:
+                # Nothing beat -inf: the window's first position past the
+                # leading padding, as PyTorch reports it.
+                _inside(w0, c.d, c.size, c.k, &jlo, &jhi)
+                at[ox] = (h0 + ilo * r.d) * c.size + w0 + jlo * c.d
+
+
+def _max_pool_run(const real[:, :, ::1] x, real[:, :, ::1] y, int64_t[:, :, ::1] arg,
+                  Axis r, Axis c):
+    cdef Py_ssize_t p
+    cdef int nt = _threads(y.shape[0] * y.shape[1] * y.shape[2] * r.k * c.k)
+    cdef real[:, ::1] won = np.empty((nt, c.n_out), dtype=np.float32 if real is float else np.float64)
+    for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
+        _max_pool_plane(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], &won[threadid(), 0], r, c)
+
+
+cdef void _route_plane(const real* dy, const int64_t* arg, real* dx,
+                       Py_ssize_t n_out, Py_ssize_t n_in) noexcept nogil:
+    """Add dy[t] to dx[arg[t]]; indices outside the plane (windows without
+    any image element) pass nothing."""
+    cdef Py_ssize_t t
+    cdef int64_t k
+    memset(dx, 0, n_in * sizeof(real))
+    for t in range(n_out):
+        k = arg[t]
+        if 0 <= k < n_in:
+            dx[k] += dy[t]
+
+
+def _max_unpool_run(const real[:, ::1] dy, const int64_t[:, ::1] arg, real[:, ::1] dx):
+    cdef Py_ssize_t p
+    cdef int nt = _threads(dy.shape[0] * (dy.shape[1] + dx.shape[1]))
+    for p in prange(dy.shape[0], nogil=True, schedule="static", num_threads=nt):
+        _route_plane(&dy[p, 0], &arg[p, 0], &dx[p, 0], dy.shape[1], dx.shape[1])
+
+
+# ---------------------------------------------------------------- box averages
+
+# Box windows factor over the axes: for each output row, sum the image rows
+# of its box (a unit-stride loop across the whole width, which vectorizes),
+# then sum short runs of that float64 row. The gradient is the same kernel
+# run on dy / divisor over the transposed windows (see _containing).
+
+cdef inline double _sum(const double* a, Py_ssize_t n) noexcept nogil:
+    """Sum with two accumulators (long runs, as in global pooling, would
+    otherwise wait on one chain of dependent adds)."""
+    cdef double s0 = 0.0, s1 = 0.0
+    cdef Py_ssize_t t = 0
+    while t + 2 <= n:
+        s0 += a[t]
+        s1 += a[t + 1]
+        t += 2
+    if t < n:
+        s0 += a[t]
+    return s0 + s1
+
+
+cdef void _box_mean_plane(const real* x, real* y, Boxes r, Boxes c, Py_ssize_t W,
+                          Py_ssize_t oh, Py_ssize_t ow, const double* inv,
+                          double* colsum) noexcept nogil:
+    """y[oy, ox] = sum of x over the box * inv[oy, ox] (inv: reciprocal
+    divisors, as a division per output would dominate). colsum: W doubles
+    of scratch."""
+    cdef Py_ssize_t h, w, oy, ox
+    cdef const real* line
+    for oy in range(oh):
+        memset(colsum, 0, W * sizeof(double))
+        for h in range(r.start[oy], r.end[oy]):
+            line = x + h * W
+            for w in range(W):
+                colsum[w] += line[w]
+        for ox in range(ow):
+            y[oy * ow + ox] = <real>(_sum(colsum + c.start[ox], c.end[ox] - c.start[ox])
+                                     * inv[oy * ow + ox])
+
+
+cdef Boxes _boxes(const int64_t[::1] start, const int64_t[::1] end) noexcept nogil:
+    cdef Boxes b
+    b.start = &start[0]
+    b.end = &end[0]
+    return b
+
+
+def _box_mean_run(const real[:, :, ::1] x, real[:, :, ::1] y, rows, cols,
+                  const double[:, ::1] inv):
+    """Box means of every plane of x (P, H, W) into y (P, oh, ow).
+    rows, cols: (start, end) int64 arrays of the two axes."""
+    cdef Boxes r = _boxes(rows[0], rows[1])
+    cdef Boxes c = _boxes(cols[0], cols[1])
+    cdef Py_ssize_t p, W = x.shape[2], oh = y.shape[1], ow = y.shape[2]
+    cdef int nt = _threads(x.shape[0] * (x.shape[1] * W + oh * ow))
+    cdef double[:, ::1] scratch = np.empty((nt, W))
+    for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
+        _box_mean_plane(&x[p, 0, 0], &y[p, 0, 0], r, c, W, oh, ow, &inv[0, 0],
+                        &scratch[threadid(), 0])
+
+
+def _box_mean(x, rows, cols):
+    """x (N, C, H, W) -> (N, C, len(rows[0]), len(cols[0])): sums over the
+    boxes divided by rows[2][oy] * cols[2][ox]."""
+    n, c, h, w = x.shape
+    y, y_planes = _empty_like_planes(n, c, len(rows[0]), len(cols[0]), x.dtype)
+    inv = 1.0 / (rows[2][:, None] * cols[2][None, :]).astype(np.float64)
+    _box_mean_run(_planes(x, h, w), y_planes, rows[:2], cols[:2], inv)
+    return y
+
+
+def _containing(boxes, size):
+    """Transposed windows: for each of `size` positions, the range [lo, hi)
+    of windows that contain it, with count 1. Pooling windows are monotone
+    (start and end never decrease), so that range is contiguous."""
+    pos = np.arange(size)
+    lo = np.searchsorted(boxes[1], pos, side="right").astype(np.int64)
+    hi = np.searchsorted(boxes[0], pos, side="right").astype(np.int64)
+    return lo, hi, np.ones(size, dtype=np.int64)
+
+
+def _box_mean_grad(dy, rows, cols, H, W):
+    """Gradient of _box_mean: each pixel sums dy / divisor over its windows."""
+    g = dy / (rows[2][:, None] * cols[2][None, :]).astype(dy.dtype)
+    return _box_mean(g, _containing(rows, H), _containing(cols, W))
+
+
+# ---------------------------------------------------------------- entry points
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled_for(*arrays):
+    """True when the compiled path applies: float32/float64, non-empty."""
+    return all(a.dtype in _FLOATS and a.size > 0 for a in arrays)
+
+
+def _planes(a, h, w):
+    """C-contiguous (N*C, h, w) view (or copy) of a 4-d array."""
+    a = np.ascontiguousarray(a)
+    return a.reshape(a.shape[0] * a.shape[1], h, w)
+
+
+def _empty_like_planes(n, c, h, w, dtype):
+    """New (n, c, h, w) array and its (n*c, h, w) view."""
+    out = np.empty((n, c, h, w), dtype=dtype)
+    return out, out.reshape(n * c, h, w)
+
+
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow); see the reference."""
+    if not (_compiled_for(x) and oh > 0 and ow > 0):
+        return _ref.im2col(np, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    n, c, h, w = x.shape
+    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    _im2col_run(_planes(x, h, w), cols.reshape(n * c, kh * kw, oh * ow),
+                _axis(h, kh, sh, ph, dh, oh), _axis(w, kw, sw, pw, dw, ow))
+    return cols
+
+
+def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """cols (N, C*kh*kw, oh*ow) -> dx (N, C, H, W), the adjoint of im2col."""
+    if not (_compiled_for(cols) and H > 0 and W > 0):
+        return _ref.col2im(np, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    n, c = cols.shape[0], cols.shape[1] // (kh * kw)
+    dx, dx_planes = _empty_like_planes(n, c, H, W, cols.dtype)
+    cols3 = np.ascontiguousarray(cols).reshape(n * c, kh * kw, oh * ow)
+    _col2im_run(cols3, dx_planes, _axis(H, kh, sh, ph, dh, oh), _axis(W, kw, sw, pw, dw, ow))
+    return dx
+
+
+def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """x (N, C, H, W) -> (y, int64 indices), both (N, C, oh, ow)."""
+    if not (_compiled_for(x) and oh > 0 and ow > 0):
+        return _ref.max_pool2d_forward(np, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    n, c, h, w = x.shape
+    y, y_planes = _empty_like_planes(n, c, oh, ow, x.dtype)
+    arg, arg_planes = _empty_like_planes(n, c, oh, ow, np.int64)
+    _max_pool_run(_planes(x, h, w), y_planes, arg_planes,
+                  _axis(h, kh, sh, ph, dh, oh), _axis(w, kw, sw, pw, dw, ow))
+    return y, arg
+
+
+def max_pool2d_backward(dy, indices, H, W):
+    """dy (N, C, oh, ow), indices -> dx (N, C, H, W)."""
+    if not (_compiled_for(dy) and H > 0 and W > 0):
+        return _ref.max_pool2d_backward(np, dy, indices, H, W)
+    n, c = dy.shape[0], dy.shape[1]
+    dx = np.empty((n, c, H, W), dtype=dy.dtype)
+    arg = np.ascontiguousarray(indices, dtype=np.int64).reshape(n * c, -1)
+    _max_unpool_run(np.ascontiguousarray(dy).reshape(n * c, -1), arg, dx.reshape(n * c, H * W))
+    return dx
+
+
+def _avg_boxes(n_out, size, k, s, p, count_include_pad):
+    return _ref.pool_bounds(np, n_out, size, k, s, p, count_include_pad)
+
+
+def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
+    """x (N, C, H, W) -> y (N, C, oh, ow); PyTorch's divisor."""
+    if not (_compiled_for(x) and oh > 0 and ow > 0):
+        return _ref.avg_pool2d_forward(np, x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad)
+    h, w = x.shape[2:]
+    return _box_mean(x, _avg_boxes(oh, h, kh, sh, ph, count_include_pad),
+                     _avg_boxes(ow, w, kw, sw, pw, count_include_pad))
+
+
+def avg_pool2d_backward(dy, H, W, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
+    """dy (N, C, oh, ow) -> dx (N, C, H, W)."""
+    if not (_compiled_for(dy) and H > 0 and W > 0):
+        return _ref.avg_pool2d_backward(np, dy, H, W, kh, kw, sh, sw, ph, pw, oh, ow,
+                                        count_include_pad)
+    return _box_mean_grad(dy, _avg_boxes(oh, H, kh, sh, ph, count_include_pad),
+                          _avg_boxes(ow, W, kw, sw, pw, count_include_pad), H, W)
+
+
+def _adaptive_boxes(n_out, size):
+    start, end = _ref.adaptive_bounds(np, n_out, size)
+    return start, end, end - start
+
+
+def adaptive_avg_pool2d_forward(x, oh, ow):
+    """x (N, C, H, W) -> y (N, C, oh, ow)."""
+    if not (_compiled_for(x) and oh > 0 and ow > 0):
+        return _ref.adaptive_avg_pool2d_forward(np, x, oh, ow)
+    return _box_mean(x, _adaptive_boxes(oh, x.shape[2]), _adaptive_boxes(ow, x.shape[3]))
+
+
+def adaptive_avg_pool2d_backward(dy, H, W):
+    """dy (N, C, oh, ow) -> dx (N, C, H, W)."""
+    if not (_compiled_for(dy) and H > 0 and W > 0):
+        return _ref.adaptive_avg_pool2d_backward(np, dy, H, W)
+    return _box_mean_grad(dy, _adaptive_boxes(dy.shape[2], H), _adaptive_boxes(dy.shape[3], W),
+                          H, W)

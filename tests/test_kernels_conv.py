@@ -1,0 +1,506 @@
+"""Tests of the conv/pool kernels: reference against naive per-pixel loops,
+adjointness and finite differences; compiled against reference; both against
+PyTorch when it is installed."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from minigrad.backend.reference import conv as ref
+
+core = pytest.importorskip("minigrad._core.conv")
+
+# Compiled float32 kernels may sum in another order (or in float64, or scale
+# by a reciprocal) than the reference: results then differ by a few ulps.
+TOL = {np.float32: dict(rtol=1e-6, atol=1e-7), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+# ---------------------------------------------------------------- geometry
+
+def out_size(n, k, s, p, d, ceil_mode):
+    """PyTorch's pooling/conv output size along one axis."""
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def random_geometry(seed, pool=False, dilation=True):
+    """A random valid configuration as a dict: shape, kernel, stride, padding,
+    dilation, output size (ceil_mode drawn at random). For pooling, padding is
+    at most half the effective kernel, as PyTorch requires."""
+    rng = np.random.default_rng(seed)
+    while True:
+        g = dict(N=int(rng.integers(1, 4)), C=int(rng.integers(1, 4)),
+                 H=int(rng.integers(1, 10)), W=int(rng.integers(1, 10)),
+                 kh=int(rng.integers(1, 5)), kw=int(rng.integers(1, 5)),
+                 sh=int(rng.integers(1, 4)), sw=int(rng.integers(1, 4)),
+                 dh=int(rng.integers(1, 3)) if dilation else 1,
+                 dw=int(rng.integers(1, 3)) if dilation else 1,
+                 ceil=bool(rng.integers(0, 2)))
+        eh, ew = g["dh"] * (g["kh"] - 1) + 1, g["dw"] * (g["kw"] - 1) + 1
+        if pool:
+            g["ph"], g["pw"] = int(rng.integers(0, eh // 2 + 1)), int(rng.integers(0, ew // 2 + 1))
+        else:
+            g["ph"], g["pw"] = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+        g["oh"] = out_size(g["H"], g["kh"], g["sh"], g["ph"], g["dh"], g["ceil"])
+        g["ow"] = out_size(g["W"], g["kw"], g["sw"], g["pw"], g["dw"], g["ceil"])
+        if g["oh"] >= 1 and g["ow"] >= 1:
+            return g
+
+
+def window_args(g):
+    return tuple(g[k] for k in ("kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "oh", "ow"))
+
+
+def avg_args(g):
+    return tuple(g[k] for k in ("kh", "kw", "sh", "sw", "ph", "pw", "oh", "ow"))
+
+
+def layouts(x):
+    """The same values as x in several memory layouts: C order, Fortran order,
+    a strided view into a larger array, a view with batch and channel swapped,
+    a read-only array."""
+    big = np.zeros(x.shape[:2] + (2 * x.shape[2], 3 * x.shape[3]), dtype=x.dtype)
+    big[:, :, ::2, ::3] = x
+    swapped = np.ascontiguousarray(x.swapaxes(0, 1)).swapaxes(0, 1)
+    frozen = x.copy()
+    frozen.setflags(write=False)
+    return [x, np.asfortranarray(x), big[:, :, ::2, ::3], swapped, frozen]
+
+
+def rand(rng, shape, dtype=np.float64):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ---------------------------------------------------------------- naive loops
+
+def naive_im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    n, c, h, w = x.shape
+    cols = np.zeros((n, c * kh * kw, oh * ow), dtype=x.dtype)
+    for b, ch, i, j, oy, ox in itertools.product(
+            range(n), range(c), range(kh), range(kw), range(oh), range(ow)):
+        y, xx = oy * sh - ph + i * dh, ox * sw - pw + j * dw
+        if 0 <= y < h and 0 <= xx < w:
+            cols[b, ch * kh * kw + i * kw + j, oy * ow + ox] = x[b, ch, y, xx]
+    return cols
+
+
+def naive_max_pool(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """First maximum in row-major window order; padding never wins. Until an
+    element beats -inf, the index is that of the window's first position past
+    the leading padding (PyTorch's rule; it may lie outside the plane when
+    dilation makes the window miss the image)."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    idx = np.empty((n, c, oh, ow), dtype=np.int64)
+    for b, ch, oy, ox in itertools.product(range(n), range(c), range(oh), range(ow)):
+        rows = [oy * sh - ph + i * dh for i in range(kh)]
+        cols = [ox * sw - pw + j * dw for j in range(kw)]
+        best = -math.inf
+        at = min(r for r in rows if r >= 0) * w + min(q for q in cols if q >= 0)
+        for r, q in itertools.product(rows, cols):
+            if 0 <= r < h and 0 <= q < w and x[b, ch, r, q] > best:
+                best, at = x[b, ch, r, q], r * w + q
+        y[b, ch, oy, ox], idx[b, ch, oy, ox] = best, at
+    return y, idx
+
+
+def naive_max_unpool(dy, idx, h, w):
+    """Indices outside the plane (windows without any element) are dropped."""
+    dx = np.zeros(dy.shape[:2] + (h * w,), dtype=dy.dtype)
+    for b, ch, oy, ox in itertools.product(*map(range, dy.shape)):
+        if 0 <= idx[b, ch, oy, ox] < h * w:
+            dx[b, ch, idx[b, ch, oy, ox]] += dy[b, ch, oy, ox]
+    return dx.reshape(dy.shape[:2] + (h, w))
+
+
+def naive_avg_pool(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
+    n, c, h, w = x.shape
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for oy, ox in itertools.product(range(oh), range(ow)):
+        h0, w0 = oy * sh - ph, ox * sw - pw
+        h1, w1 = min(h0 + kh, h + ph), min(w0 + kw, w + pw)
+        size = (h1 - h0) * (w1 - w0)
+        h0, w0, h1, w1 = max(h0, 0), max(w0, 0), min(h1, h), min(w1, w)
+        div = size if count_include_pad else (h1 - h0) * (w1 - w0)
+        y[:, :, oy, ox] = x[:, :, h0:h1, w0:w1].sum(axis=(2, 3)) / div
+    return y
+
+
+def naive_adaptive(x, oh, ow):
+    n, c, h, w = x.shape
+    y = np.empty((n, c, oh, ow), dtype=x.dtype)
+    for oy, ox in itertools.product(range(oh), range(ow)):
+        h0, h1 = (oy * h) // oh, -((-(oy + 1) * h) // oh)
+        w0, w1 = (ox * w) // ow, -((-(ox + 1) * w) // ow)
+        y[:, :, oy, ox] = x[:, :, h0:h1, w0:w1].mean(axis=(2, 3))
+    return y
+
+
+def numeric_grad(f, x, dy, eps=1e-6):
+    """d/dx of sum(f(x) * dy) by central differences (float64)."""
+    g = np.empty_like(x)
+    for pos in np.ndindex(x.shape):
+        old = x[pos]
+        x[pos] = old + eps
+        up = np.sum(f(x) * dy)
+        x[pos] = old - eps
+        down = np.sum(f(x) * dy)
+        x[pos] = old
+        g[pos] = (up - down) / (2 * eps)
+    return g
+
+
+# ---------------------------------------------------------------- reference vs naive
+
+@pytest.mark.parametrize("seed", range(30))
+def test_im2col_reference_matches_naive(seed):
+    g = random_geometry(seed)
+    x = rand(np.random.default_rng(seed), (g["N"], g["C"], g["H"], g["W"]))
+    np.testing.assert_array_equal(ref.im2col(np, x, *window_args(g)),
+                                  naive_im2col(x, *window_args(g)))
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("kernels", ["reference", "compiled"])
+def test_col2im_is_adjoint_of_im2col(seed, kernels):
+    im2col, col2im = ((lambda *a: ref.im2col(np, *a)), (lambda *a: ref.col2im(np, *a))) \
+        if kernels == "reference" else (core.im2col, core.col2im)
+    g = random_geometry(100 + seed)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]))
+    cols = rand(rng, (g["N"], g["C"] * g["kh"] * g["kw"], g["oh"] * g["ow"]))
+    lhs = np.vdot(im2col(x, *window_args(g)), cols)
+    rhs = np.vdot(x, col2im(cols, g["H"], g["W"], *window_args(g)))
+    assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_max_pool_reference_matches_naive(seed):
+    g = random_geometry(200 + seed, pool=True)
+    rng = np.random.default_rng(seed)
+    shape = (g["N"], g["C"], g["H"], g["W"])
+    # Small integers make ties common, so the tie rule is exercised.
+    x = rng.integers(-2, 3, shape).astype(np.float64) if seed % 2 else rand(rng, shape)
+    y, idx = ref.max_pool2d_forward(np, x, *window_args(g))
+    ny, nidx = naive_max_pool(x, *window_args(g))
+    np.testing.assert_array_equal(y, ny)
+    np.testing.assert_array_equal(idx, nidx)
+    assert idx.dtype == np.int64
+    dy = rand(rng, y.shape)
+    np.testing.assert_allclose(ref.max_pool2d_backward(np, dy, idx, g["H"], g["W"]),
+                               naive_max_unpool(dy, idx, g["H"], g["W"]), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_avg_pool_reference_matches_naive(seed):
+    g = random_geometry(300 + seed, pool=True, dilation=False)
+    x = rand(np.random.default_rng(seed), (g["N"], g["C"], g["H"], g["W"]))
+    for include in (True, False):
+        np.testing.assert_allclose(ref.avg_pool2d_forward(np, x, *avg_args(g), include),
+                                   naive_avg_pool(x, *avg_args(g), include), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (5, 5)),
+                                       ((2, 2, 4, 6), (1, 1)), ((1, 2, 3, 5), (7, 4)),
+                                       ((3, 1, 10, 1), (4, 1))])
+def test_adaptive_reference_matches_naive(shape, out):
+    x = rand(np.random.default_rng(0), shape)
+    np.testing.assert_allclose(ref.adaptive_avg_pool2d_forward(np, x, *out),
+                               naive_adaptive(x, *out), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- backward vs finite differences
+
+def small_geometry(seed, **kw):
+    """A random geometry with a small input, for finite differences."""
+    while True:
+        g = random_geometry(seed, **kw)
+        if g["N"] * g["C"] * g["H"] * g["W"] <= 80:
+            return g
+        seed += 1000
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_col2im_matches_finite_differences(seed):
+    g = small_geometry(400 + seed)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]))
+    dcols = rand(rng, (g["N"], g["C"] * g["kh"] * g["kw"], g["oh"] * g["ow"]))
+    num = numeric_grad(lambda a: ref.im2col(np, a, *window_args(g)), x, dcols)
+    np.testing.assert_allclose(ref.col2im(np, dcols, g["H"], g["W"], *window_args(g)), num,
+                               rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_max_pool_backward_matches_finite_differences(seed):
+    g = small_geometry(500 + seed, pool=True)
+    rng = np.random.default_rng(seed)
+    shape = (g["N"], g["C"], g["H"], g["W"])
+    # Distinct values far apart compared with eps: no argmax flips.
+    x = rng.permutation(np.prod(shape)).reshape(shape) * 0.01
+    y, idx = ref.max_pool2d_forward(np, x, *window_args(g))
+    dy = rand(rng, y.shape)
+    # Windows that miss the image output a constant -inf: count them as 0.
+    num = numeric_grad(lambda a: np.nan_to_num(
+        ref.max_pool2d_forward(np, a, *window_args(g))[0], neginf=0.0), x, dy)
+    np.testing.assert_allclose(ref.max_pool2d_backward(np, dy, idx, g["H"], g["W"]), num,
+                               rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("include", [True, False])
+def test_avg_pool_backward_matches_finite_differences(seed, include):
+    g = small_geometry(600 + seed, pool=True, dilation=False)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]))
+    dy = rand(rng, (g["N"], g["C"], g["oh"], g["ow"]))
+    num = numeric_grad(lambda a: ref.avg_pool2d_forward(np, a, *avg_args(g), include), x, dy)
+    np.testing.assert_allclose(
+        ref.avg_pool2d_backward(np, dy, g["H"], g["W"], *avg_args(g), include), num,
+        rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 2, 5, 7), (3, 2)), ((1, 1, 3, 4), (5, 6)),
+                                       ((1, 2, 6, 6), (1, 1))])
+def test_adaptive_backward_matches_finite_differences(shape, out):
+    rng = np.random.default_rng(1)
+    x = rand(rng, shape)
+    dy = rand(rng, shape[:2] + out)
+    num = numeric_grad(lambda a: ref.adaptive_avg_pool2d_forward(np, a, *out), x, dy)
+    np.testing.assert_allclose(ref.adaptive_avg_pool2d_backward(np, dy, *shape[2:]), num,
+                               rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------- compiled vs reference
+
+DTYPES = [np.float32, np.float64]
+
+
+def assert_same(fast, slow, dtype):
+    assert fast.dtype == slow.dtype and fast.shape == slow.shape
+    np.testing.assert_allclose(fast, slow, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_im2col_col2im(dtype, seed):
+    g = random_geometry(700 + seed)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]), dtype)
+    want = ref.im2col(np, x, *window_args(g))
+    cols = rand(rng, want.shape, dtype)
+    want_dx = ref.col2im(np, cols, g["H"], g["W"], *window_args(g))
+    # cols is 3-d: give it a trailing axis to reuse the 4-d layouts.
+    for xv, cv in zip(layouts(x), layouts(cols[..., None])):
+        np.testing.assert_array_equal(core.im2col(xv, *window_args(g)), want)
+        assert_same(core.col2im(cv[..., 0], g["H"], g["W"], *window_args(g)), want_dx, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_max_pool(dtype, seed):
+    g = random_geometry(800 + seed, pool=True)
+    rng = np.random.default_rng(seed)
+    shape = (g["N"], g["C"], g["H"], g["W"])
+    x = (rng.integers(-2, 3, shape) if seed % 2 else rand(rng, shape)).astype(dtype)
+    want_y, want_idx = ref.max_pool2d_forward(np, x, *window_args(g))
+    dy = rand(rng, want_y.shape, dtype)
+    want_dx = ref.max_pool2d_backward(np, dy, want_idx, g["H"], g["W"])
+    for xv, dyv in zip(layouts(x), layouts(dy)):
+        y, idx = core.max_pool2d_forward(xv, *window_args(g))
+        np.testing.assert_array_equal(y, want_y)
+        np.testing.assert_array_equal(idx, want_idx)
+        assert y.dtype == dtype and idx.dtype == np.int64
+        assert_same(core.max_pool2d_backward(dyv, want_idx, g["H"], g["W"]), want_dx, dtype)
+    # Indices in another integer type and layout.
+    idx32 = np.asfortranarray(want_idx.astype(np.int32))
+    assert_same(core.max_pool2d_backward(dy, idx32, g["H"], g["W"]), want_dx, dtype)
+
+
+def test_compiled_max_pool_nan_and_inf():
+    x = np.array([[[[1.0, np.nan, 3.0], [-np.inf, -np.inf, 2.0], [np.nan, 0.0, np.inf]]]])
+    for args in [(2, 2, 1, 1, 0, 0, 1, 1, 2, 2), (3, 3, 1, 1, 1, 1, 1, 1, 3, 3)]:
+        y, idx = core.max_pool2d_forward(x, *args)
+        ry, ridx = ref.max_pool2d_forward(np, x, *args)
+        np.testing.assert_array_equal(y, ry)
+        np.testing.assert_array_equal(idx, ridx)
+    assert np.isnan(y).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_pool_window_missing_the_image(dtype):
+    """Dilation can make a window skip the only image row: its output is -inf,
+    its index (PyTorch's) lies outside the plane, and it gets no gradient."""
+    x = np.arange(8, dtype=dtype).reshape(2, 1, 1, 4)
+    args = (4, 1, 3, 2, 3, 0, 2, 1, 1, 2)   # rows -3, -1, 1, 3 miss row 0
+    dy = np.ones((2, 1, 1, 2), dtype=dtype)
+    for fwd, bwd in [(lambda *a: ref.max_pool2d_forward(np, *a),
+                      lambda *a: ref.max_pool2d_backward(np, *a)),
+                     (core.max_pool2d_forward, core.max_pool2d_backward)]:
+        y, idx = fwd(x, *args)
+        assert np.all(y == -np.inf)
+        np.testing.assert_array_equal(idx, naive_max_pool(x, *args)[1])
+        np.testing.assert_array_equal(bwd(dy, idx, 1, 4), np.zeros_like(x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_avg_pool(dtype, seed):
+    g = random_geometry(900 + seed, pool=True, dilation=False)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]), dtype)
+    dy = rand(rng, (g["N"], g["C"], g["oh"], g["ow"]), dtype)
+    for include in (True, False):
+        want_y = ref.avg_pool2d_forward(np, x, *avg_args(g), include)
+        want_dx = ref.avg_pool2d_backward(np, dy, g["H"], g["W"], *avg_args(g), include)
+        for xv, dyv in zip(layouts(x), layouts(dy)):
+            assert_same(core.avg_pool2d_forward(xv, *avg_args(g), include), want_y, dtype)
+            assert_same(core.avg_pool2d_backward(dyv, g["H"], g["W"], *avg_args(g), include),
+                        want_dx, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (5, 5)),
+                                       ((3, 2, 4, 6), (1, 1)), ((1, 2, 3, 5), (7, 4)),
+                                       ((2, 1, 10, 1), (4, 1))])
+def test_compiled_adaptive(dtype, shape, out):
+    rng = np.random.default_rng(3)
+    x = rand(rng, shape, dtype)
+    dy = rand(rng, shape[:2] + out, dtype)
+    want_y = ref.adaptive_avg_pool2d_forward(np, x, *out)
+    want_dx = ref.adaptive_avg_pool2d_backward(np, dy, *shape[2:])
+    for xv, dyv in zip(layouts(x), layouts(dy)):
+        assert_same(core.adaptive_avg_pool2d_forward(xv, *out), want_y, dtype)
+        assert_same(core.adaptive_avg_pool2d_backward(dyv, *shape[2:]), want_dx, dtype)
+
+
+def test_compiled_large_batch_uses_threads_consistently():
+    """Large enough to take the parallel path; must equal the reference."""
+    rng = np.random.default_rng(5)
+    x = rand(rng, (8, 16, 20, 20), np.float32)
+    args = (3, 3, 1, 1, 1, 1, 1, 1, 20, 20)
+    np.testing.assert_array_equal(core.im2col(x, *args), ref.im2col(np, x, *args))
+    cols = rand(rng, (8, 16 * 9, 400), np.float32)
+    assert_same(core.col2im(cols, 20, 20, *args), ref.col2im(np, cols, 20, 20, *args), np.float32)
+    y, idx = core.max_pool2d_forward(x, *args)
+    ry, ridx = ref.max_pool2d_forward(np, x, *args)
+    np.testing.assert_array_equal(idx, ridx)
+    assert_same(core.max_pool2d_backward(y, idx, 20, 20),
+                ref.max_pool2d_backward(np, y, ridx, 20, 20), np.float32)
+    assert_same(core.avg_pool2d_forward(x, 3, 3, 2, 2, 1, 1, 10, 10, False),
+                ref.avg_pool2d_forward(np, x, 3, 3, 2, 2, 1, 1, 10, 10, False), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32])
+def test_compiled_falls_back_for_other_dtypes(dtype):
+    x = (np.random.default_rng(0).standard_normal((2, 3, 5, 4)) * 4).astype(dtype)
+    args = (2, 2, 1, 2, 1, 0, 1, 1, 6, 2)
+    np.testing.assert_array_equal(core.im2col(x, *args), ref.im2col(np, x, *args))
+    for got, want in zip(core.max_pool2d_forward(x, *args), ref.max_pool2d_forward(np, x, *args)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(core.adaptive_avg_pool2d_forward(x, 2, 3),
+                                  ref.adaptive_avg_pool2d_forward(np, x, 2, 3))
+
+
+def test_backend_uses_compiled_kernels():
+    from minigrad.backend import core_disabled
+    from minigrad.backend.cpu import backend
+    if core_disabled():
+        pytest.skip("compiled kernels disabled")
+    for name in ref.__all__:
+        assert getattr(backend, name) is getattr(core, name)
+
+
+# ---------------------------------------------------------------- PyTorch
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_unfold_fold_match_torch(torch, seed):
+    F = torch.nn.functional
+    g = random_geometry(1000 + seed)
+    g["oh"] = out_size(g["H"], g["kh"], g["sh"], g["ph"], g["dh"], False)
+    g["ow"] = out_size(g["W"], g["kw"], g["sw"], g["pw"], g["dw"], False)
+    if g["oh"] < 1 or g["ow"] < 1:
+        pytest.skip("no floor-mode output for this geometry")
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]))
+    kw = dict(kernel_size=(g["kh"], g["kw"]), dilation=(g["dh"], g["dw"]),
+              padding=(g["ph"], g["pw"]), stride=(g["sh"], g["sw"]))
+    want = F.unfold(torch.from_numpy(x), **kw).numpy()
+    cols = rand(rng, want.shape)
+    want_dx = F.fold(torch.from_numpy(cols), output_size=(g["H"], g["W"]), **kw).numpy()
+    for im2col, col2im in [(lambda *a: ref.im2col(np, *a), lambda *a: ref.col2im(np, *a)),
+                           (core.im2col, core.col2im)]:
+        np.testing.assert_array_equal(im2col(x, *window_args(g)), want)
+        np.testing.assert_allclose(col2im(cols, g["H"], g["W"], *window_args(g)), want_dx,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def torch_grad(torch, fn, x, dy):
+    xt = torch.from_numpy(x).requires_grad_(True)
+    out = fn(xt)
+    y = out[0] if isinstance(out, tuple) else out
+    y.backward(torch.from_numpy(dy))
+    return out, xt.grad.numpy()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_max_pool_matches_torch(torch, seed):
+    g = random_geometry(1100 + seed, pool=True)
+    rng = np.random.default_rng(seed)
+    shape = (g["N"], g["C"], g["H"], g["W"])
+    x = rng.integers(-2, 3, shape).astype(np.float64) if seed % 2 else rand(rng, shape)
+    if seed % 3 == 0:
+        x.flat[rng.integers(0, x.size, 2)] = np.nan
+    dy = rand(rng, (g["N"], g["C"], g["oh"], g["ow"]))
+    (ty, tidx), tdx = torch_grad(torch, lambda t: torch.nn.functional.max_pool2d(
+        t, (g["kh"], g["kw"]), (g["sh"], g["sw"]), (g["ph"], g["pw"]), (g["dh"], g["dw"]),
+        ceil_mode=g["ceil"], return_indices=True), x, dy)
+    for fwd, bwd in [(lambda *a: ref.max_pool2d_forward(np, *a),
+                      lambda *a: ref.max_pool2d_backward(np, *a)),
+                     (core.max_pool2d_forward, core.max_pool2d_backward)]:
+        y, idx = fwd(x, *window_args(g))
+        np.testing.assert_array_equal(y, ty.detach().numpy())
+        np.testing.assert_array_equal(idx, tidx.numpy())
+        np.testing.assert_allclose(bwd(dy, idx, g["H"], g["W"]), tdx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("include", [True, False])
+def test_avg_pool_matches_torch(torch, seed, include):
+    g = random_geometry(1200 + seed, pool=True, dilation=False)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]))
+    dy = rand(rng, (g["N"], g["C"], g["oh"], g["ow"]))
+    ty, tdx = torch_grad(torch, lambda t: torch.nn.functional.avg_pool2d(
+        t, (g["kh"], g["kw"]), (g["sh"], g["sw"]), (g["ph"], g["pw"]),
+        ceil_mode=g["ceil"], count_include_pad=include), x, dy)
+    for fwd, bwd in [(lambda *a: ref.avg_pool2d_forward(np, *a),
+                      lambda *a: ref.avg_pool2d_backward(np, *a)),
+                     (core.avg_pool2d_forward, core.avg_pool2d_backward)]:
+        np.testing.assert_allclose(fwd(x, *avg_args(g), include), ty.detach().numpy(),
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(bwd(dy, g["H"], g["W"], *avg_args(g), include), tdx,
+                                   rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 2, 3, 5), (7, 4)),
+                                       ((2, 2, 6, 6), (1, 1)), ((1, 1, 13, 11), (5, 3))])
+def test_adaptive_matches_torch(torch, shape, out):
+    rng = np.random.default_rng(4)
+    x = rand(rng, shape)
+    dy = rand(rng, shape[:2] + out)
+    ty, tdx = torch_grad(torch, lambda t: torch.nn.functional.adaptive_avg_pool2d(t, out), x, dy)
+    for fwd, bwd in [(lambda *a: ref.adaptive_avg_pool2d_forward(np, *a),
+                      lambda *a: ref.adaptive_avg_pool2d_backward(np, *a)),
+                     (core.adaptive_avg_pool2d_forward, core.adaptive_avg_pool2d_backward)]:
+        np.testing.assert_allclose(fwd(x, *out), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(bwd(dy, *shape[2:]), tdx, rtol=1e-12, atol=1e-12)
