@@ -6,66 +6,35 @@ from harness import Workload
 import minigrad as mg
 
 
-def _pair(shape, requires_grad):
+def _pair(shape):
     r = np.random.default_rng(0)
-    a = r.standard_normal(shape).astype(np.float32)
-    b = r.standard_normal(shape[::-1] if len(shape) == 2 else shape).astype(np.float32)
-    return a, b
+    return (r.standard_normal(shape).astype(np.float32), r.standard_normal(shape).astype(np.float32))
 
 
-def _mg_binary(fn, shape=(32, 64), square=False):
+def _library(name):
+    if name == "minigrad":
+        return mg.tensor
+    import torch
+    return torch.tensor
+
+
+def _binary(libname, fn, backward=True):
+    """One step of fn(a, b) on 32x64 float32 leaves: forward only, or forward+backward."""
     def setup():
-        a, b = _pair(shape, True)
-        if not square:
-            b = b.T.copy()
-        ta = mg.tensor(a, requires_grad=True)
-        tb = mg.tensor(b, requires_grad=True)
+        tensor = _library(libname)
+        a, b = _pair((32, 64))
+        ta = tensor(a, requires_grad=True)
+        tb = tensor(b, requires_grad=True)
 
         def step():
             ta.grad = tb.grad = None
             fn(ta, tb).sum().backward()
-        return step
-    return setup
-
-
-def _torch_binary(fn, shape=(32, 64), square=False):
-    def setup():
-        import torch
-        a, b = _pair(shape, True)
-        if not square:
-            b = b.T.copy()
-        ta = torch.tensor(a, requires_grad=True)
-        tb = torch.tensor(b, requires_grad=True)
-
-        def step():
-            ta.grad = tb.grad = None
-            fn(ta, tb).sum().backward()
-        return step
-    return setup
-
-
-def _mg_forward_only(fn):
-    def setup():
-        a, b = _pair((32, 64), True)
-        ta = mg.tensor(a, requires_grad=True)
-        tb = mg.tensor(b.T.copy(), requires_grad=True)
-        return lambda: fn(ta, tb)
-    return setup
-
-
-def _torch_forward_only(fn):
-    def setup():
-        import torch
-        a, b = _pair((32, 64), True)
-        ta = torch.tensor(a, requires_grad=True)
-        tb = torch.tensor(b.T.copy(), requires_grad=True)
-        return lambda: fn(ta, tb)
+        return step if backward else (lambda: fn(ta, tb))
     return setup
 
 
 def _numpy_add():
-    a, b = _pair((32, 64), False)
-    b = b.T.copy()
+    a, b = _pair((32, 64))
     return lambda: a + b
 
 
@@ -103,15 +72,25 @@ def _raw_mlp(lib):
     return setup
 
 
+def _add(a, b):
+    return a + b
+
+
+def _matmul_t(a, b):
+    return a @ b.T
+
+
+def _relu(a, b):
+    return a.relu()
+
+
 WORKLOADS = {
     "op: numpy a+b (32x64, reference)": Workload(_numpy_add, None, "plain numpy, the floor"),
-    "op: a+b forward (32x64, grad on)": Workload(_mg_forward_only(lambda a, b: a + b),
-                                                 _torch_forward_only(lambda a, b: a + b)),
-    "op: a+b fwd+bwd (32x64)": Workload(_mg_binary(lambda a, b: a + b),
-                                        _torch_binary(lambda a, b: a + b)),
-    "op: a@b fwd+bwd (32x64 @ 64x32)": Workload(_mg_binary(lambda a, b: a @ b.T),
-                                               _torch_binary(lambda a, b: a @ b.T)),
-    "op: relu fwd+bwd (32x64)": Workload(_mg_binary(lambda a, b: a.relu()),
-                                         _torch_binary(lambda a, b: a.relu())),
+    "op: a+b forward (32x64, grad on)": Workload(_binary("minigrad", _add, backward=False),
+                                                 _binary("torch", _add, backward=False)),
+    "op: a+b fwd+bwd (32x64)": Workload(_binary("minigrad", _add), _binary("torch", _add)),
+    "op: a@b fwd+bwd (32x64 @ 64x32)": Workload(_binary("minigrad", _matmul_t),
+                                               _binary("torch", _matmul_t)),
+    "op: relu fwd+bwd (32x64)": Workload(_binary("minigrad", _relu), _binary("torch", _relu)),
     "raw-op mlp fwd+bwd (128x784)": Workload(_raw_mlp("mg"), _raw_mlp("torch")),
 }

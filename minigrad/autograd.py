@@ -145,6 +145,22 @@ def _device_mismatch(op_name, args):
                         f"{' and '.join(dict.fromkeys(devices))}; move them with .to(device)")
 
 
+def _scan_inputs(op_name, args):
+    """The common device of the tensor arguments (an error if they differ) and
+    whether any of them requires grad."""
+    dev = None
+    needs = False
+    for a in args:
+        if isinstance(a, Tensor):
+            if dev is None:
+                dev = a._device
+            elif a._device is not dev:
+                raise _device_mismatch(op_name, args)
+            if a.requires_grad:
+                needs = True
+    return dev, needs
+
+
 def _wrap_outputs(node, out, dev, record):
     wrap = Tensor._wrap
     if type(out) is not tuple:
@@ -174,16 +190,7 @@ class Op(Node):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        dev = None
-        needs = False
-        for a in args:
-            if isinstance(a, Tensor):
-                if dev is None:
-                    dev = a._device
-                elif a._device is not dev:
-                    raise _device_mismatch(cls.__name__, args)
-                if a.requires_grad:
-                    needs = True
+        dev, needs = _scan_inputs(cls.__name__, args)
         node = cls.__new__(cls)
         node.device = dev
         out = node.forward(*args, **kwargs)
@@ -258,15 +265,7 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = FunctionNode(cls)
-        dev = None
-        needs = False
-        for a in args:
-            if isinstance(a, Tensor):
-                if dev is None:
-                    dev = a._device
-                elif a._device is not dev:
-                    raise _device_mismatch(cls.__name__, args)
-                needs = needs or a.requires_grad
+        _, needs = _scan_inputs(cls.__name__, args)
         prev = _state.enabled
         _state.enabled = False
         try:
