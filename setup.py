@@ -50,7 +50,8 @@ def core_extensions():
             continue
         extensions.append(Extension(
             f"minigrad._core.{name}", [path],
-            include_dirs=[numpy.get_include()],
+            include_dirs=[numpy.get_include(), os.path.join("minigrad", "_core")],
+            depends=glob.glob(os.path.join("minigrad", "_core", "*.h")),
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],

@@ -21,21 +21,7 @@ from minigrad.backend.reference import activation as _ref
 
 cdef extern from *:
     """
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
-
-    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 \\
-        && defined(__x86_64__) && defined(__GLIBC__)
-    #define MG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define MG_CLONES
-    #endif
-    #if defined(__GNUC__)
-    #define MG_INLINE static inline __attribute__((always_inline))
-    #else
-    #define MG_INLINE static inline
-    #endif
+    #include "vecmath.h"
 
     enum { MG_RELU, MG_LEAKY_RELU, MG_ELU, MG_SELU, MG_GELU, MG_GELU_TANH, MG_SILU,
            MG_SIGMOID, MG_TANH, MG_SOFTPLUS, MG_HARDTANH };
@@ -56,55 +42,17 @@ cdef extern from *:
 
     static mg_consts mg_c;
 
-    /* 2^k for -1022 <= k <= 1023, built from its bits */
-    MG_INLINE double mg_pow2(int64_t k) {
-        uint64_t bits = (uint64_t)(k + 1023) << 52;
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        return d;
-    }
-
-    /* x = k ln2 + r, |r| <= ln2/2. Returns q = expm1(r) (Taylor to r^13, error
-       < 2e-17) and 2^k as two factors s1 * s2 (k spans more than one exponent
-       range), so exp(x) = s1 * (s2 + s2 q) and expm1(x) = s q + (s - 1). */
-    MG_INLINE double mg_exp_reduce(double x, const mg_consts *c, double *s1, double *s2) {
-        const double shift = 0x1.8p52;  /* x/ln2 + shift keeps round(x/ln2) in its low bits */
-        const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
-        x = x > c->exp_hi ? c->exp_hi : x;  /* NaN passes */
-        x = x < c->exp_lo ? c->exp_lo : x;
-        double kd = x * 1.4426950408889634 + shift;
-        int64_t kbits, sbits;
-        memcpy(&kbits, &kd, sizeof kd);
-        memcpy(&sbits, &shift, sizeof shift);
-        kd -= shift;
-        double r = (x - kd * ln2_hi) - kd * ln2_lo;
-        double q = 1.0 / 6227020800.0;
-        q = q * r + 1.0 / 479001600.0;
-        q = q * r + 1.0 / 39916800.0;
-        q = q * r + 1.0 / 3628800.0;
-        q = q * r + 1.0 / 362880.0;
-        q = q * r + 1.0 / 40320.0;
-        q = q * r + 1.0 / 5040.0;
-        q = q * r + 1.0 / 720.0;
-        q = q * r + 1.0 / 120.0;
-        q = q * r + 1.0 / 24.0;
-        q = q * r + 1.0 / 6.0;
-        q = q * r + 0.5;
-        q = q * r * r + r;
-        int64_t k = kbits - sbits, k1 = k >> 1;
-        *s1 = mg_pow2(k1);
-        *s2 = mg_pow2(k - k1);
-        return q;
+    MG_INLINE double mg_exp_reduce_c(double x, const mg_consts *c, double *s1, double *s2) {
+        return mg_exp_reduce(x, c->exp_lo, c->exp_hi, s1, s2);
     }
 
     MG_INLINE double mg_exp(double x, const mg_consts *c) {
-        double s1, s2, q = mg_exp_reduce(x, c, &s1, &s2);
-        return s1 * (s2 * q + s2);
+        return mg_exp_clamped(x, c->exp_lo, c->exp_hi);
     }
 
     /* valid for x < 709 (callers select larger arguments away) */
     MG_INLINE double mg_expm1(double x, const mg_consts *c) {
-        double s1, s2, q = mg_exp_reduce(x, c, &s1, &s2), s = s1 * s2;
+        double s1, s2, q = mg_exp_reduce_c(x, c, &s1, &s2), s = s1 * s2;
         return s * q + (s - 1.0);
     }
 

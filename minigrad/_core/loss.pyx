@@ -3,8 +3,8 @@
 Same names, arguments and results as minigrad.backend.reference.loss (without
 `xp`); the formulas are documented there. Each row is reduced in double:
 its maximum, then sum_c exp(z_c - max) and sum_c w_c (z_c - max) in a single
-sweep over a row that stays in cache. exp is a branch-free polynomial (the
-same construction as in activation.pyx) so that the row loops vectorize; on
+sweep over a row that stays in cache. exp is the branch-free polynomial of
+vecmath.h (shared with activation.pyx) so that the row loops vectorize; on
 x86-64 with GCC they are compiled for AVX-512, AVX2 and baseline and the best
 one the CPU has is picked at load time. Rows are shared among OpenMP threads
 when the logits are large.
@@ -18,63 +18,15 @@ from minigrad.backend.reference import loss as _ref
 
 cdef extern from *:
     """
-    #include <math.h>
-    #include <stdint.h>
-    #include <string.h>
-
-    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 \\
-        && defined(__x86_64__) && defined(__GLIBC__)
-    #define MG_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-    #else
-    #define MG_CLONES
-    #endif
-    #if defined(__GNUC__)
-    #define MG_INLINE static inline __attribute__((always_inline))
-    #else
-    #define MG_INLINE static inline
-    #endif
+    #include "vecmath.h"
 
     /* exp limits, set when the module loads: bounds the compiler cannot see
        keep it from turning the clamps into branches it cannot vectorize */
     typedef struct { double exp_lo, exp_hi; } mg_ce_consts;
     static mg_ce_consts mg_ce_c;
 
-    MG_INLINE double mg_ce_pow2(int64_t k) {  /* 2^k, -1022 <= k <= 1023 */
-        uint64_t bits = (uint64_t)(k + 1023) << 52;
-        double d;
-        memcpy(&d, &bits, sizeof d);
-        return d;
-    }
-
-    /* exp(x): x = k ln2 + r with |r| <= ln2/2, expm1(r) by Taylor to r^13,
-       2^k applied as two factors so that k may span the subnormal range */
     MG_INLINE double mg_ce_exp(double x, const mg_ce_consts *c) {
-        const double shift = 0x1.8p52;
-        const double ln2_hi = 0x1.62e42fee00000p-1, ln2_lo = 0x1.a39ef35793c76p-33;
-        x = x > c->exp_hi ? c->exp_hi : x;  /* NaN passes */
-        x = x < c->exp_lo ? c->exp_lo : x;
-        double kd = x * 1.4426950408889634 + shift;
-        int64_t kbits, sbits;
-        memcpy(&kbits, &kd, sizeof kd);
-        memcpy(&sbits, &shift, sizeof shift);
-        kd -= shift;
-        double r = (x - kd * ln2_hi) - kd * ln2_lo;
-        double q = 1.0 / 6227020800.0;
-        q = q * r + 1.0 / 479001600.0;
-        q = q * r + 1.0 / 39916800.0;
-        q = q * r + 1.0 / 3628800.0;
-        q = q * r + 1.0 / 362880.0;
-        q = q * r + 1.0 / 40320.0;
-        q = q * r + 1.0 / 5040.0;
-        q = q * r + 1.0 / 720.0;
-        q = q * r + 1.0 / 120.0;
-        q = q * r + 1.0 / 24.0;
-        q = q * r + 1.0 / 6.0;
-        q = q * r + 0.5;
-        q = q * r * r + r;
-        int64_t k = kbits - sbits, k1 = k >> 1;
-        double s2 = mg_ce_pow2(k - k1);
-        return mg_ce_pow2(k1) * (s2 * q + s2);
+        return mg_exp_clamped(x, c->exp_lo, c->exp_hi);
     }
 
     /* One row of n logits z with target t (t < 0: ignored row), weights w
