@@ -3,7 +3,9 @@
 Kept lean on purpose (`__slots__`, no per-op validation beyond what prevents a
 wrong answer): per-op Python overhead is what small networks pay most.
 """
+import math
 import numbers
+import operator
 
 import numpy as np
 
@@ -686,19 +688,32 @@ def _infer_numpy(data):
         arr = data
         nd = _dt.canonical_numpy_dtype(arr.dtype)
         return arr.astype(nd) if nd != arr.dtype else arr.copy()
-    if _holds_tensors(data):
-        data = _lists_from_tensors(data)
-    arr = np.asarray(data)
-    if arr.dtype == object:
-        raise TypeError("could not make a tensor from the given data: nested sequences must be "
-                        "rectangular and hold numbers")
+    arr = _array_from_data(data)
     if arr.dtype.kind == "f":
         return arr.astype(_F32)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
-    if arr.dtype.kind == "b":
-        return arr
-    raise TypeError(f"could not make a tensor from data of numpy dtype {arr.dtype}")
+    return arr
+
+
+def _array_from_data(data):
+    """The numpy array of a scalar or (nested) sequence of numbers; anything else
+    is refused with the reason (numpy would make an object or string array)."""
+    if _holds_tensors(data):
+        data = _lists_from_tensors(data)
+    try:
+        arr = np.asarray(data)
+    except ValueError:
+        raise ValueError("tensor(): nested sequences must be rectangular (every list at one "
+                         "depth of the same length) to make a tensor") from None
+    if arr.dtype.kind not in "biuf":
+        items = list(_flat_items(data)) if isinstance(data, (list, tuple)) else [data]
+        bad = next((x for x in items if not isinstance(x, (numbers.Number, np.generic))), data)
+        what = "nested sequences of unequal length" if isinstance(bad, (list, tuple)) else \
+            f"an element of type {type(bad).__name__}"
+        raise TypeError(f"tensor(): could not make a tensor from {what}; expected a number, a "
+                        "(nested) list or tuple of numbers, a numpy array or a Tensor")
+    return arr
 
 
 def _holds_tensors(data):
@@ -737,8 +752,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     else:
         if dtype is not None and not isinstance(data, np.ndarray):
             # convert straight to the requested dtype: no detour through float32
-            arr = np.array(_infer_numpy(data) if _holds_tensors(data) else data,
-                           dtype=_dt.to_numpy_dtype(dtype))
+            arr = _array_from_data(data).astype(_dt.to_numpy_dtype(dtype))
         else:
             arr = _infer_numpy(data)
             if dtype is not None:
@@ -769,27 +783,39 @@ def _factory(dev, dtype, requires_grad, make, default=_F32):
     return t
 
 
-def _shape_args(shape):
+def _shape_args(shape, fn):
+    """A tuple of non-negative ints from `*size` or a single sequence; floats are
+    refused rather than truncated (PyTorch's rule)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    out = tuple(int(s) for s in shape)
+    try:
+        out = tuple([operator.index(s) for s in shape])
+    except TypeError:
+        bad = next(s for s in shape if not hasattr(type(s), "__index__"))
+        raise TypeError(f"{fn}(): argument 'size' must be a sequence of ints, but found element "
+                        f"{bad!r} of type {type(bad).__name__}") from None
     if any(s < 0 for s in out):
-        raise ValueError(f"negative dimension in shape {out}")
+        raise ValueError(f"{fn}(): argument 'size' has a negative dimension: {out}")
     return out
 
 
+def _size_arg(size, fn):
+    """`size` given as one int or a sequence of ints."""
+    return _shape_args(tuple(size) if isinstance(size, (tuple, list)) else (size,), fn)
+
+
 def zeros(*shape, dtype=None, device=None, requires_grad=False):
-    shape = _shape_args(shape)
+    shape = _shape_args(shape, "zeros")
     return _factory(device, dtype, requires_grad, lambda d, nd: d.backend.xp.zeros(shape, nd))
 
 
 def ones(*shape, dtype=None, device=None, requires_grad=False):
-    shape = _shape_args(shape)
+    shape = _shape_args(shape, "ones")
     return _factory(device, dtype, requires_grad, lambda d, nd: d.backend.xp.ones(shape, nd))
 
 
 def empty(*shape, dtype=None, device=None, requires_grad=False):
-    shape = _shape_args(shape)
+    shape = _shape_args(shape, "empty")
     return _factory(device, dtype, requires_grad, lambda d, nd: d.backend.xp.empty(shape, nd))
 
 
@@ -802,34 +828,62 @@ def _fill_dtype(value):
 
 
 def full(shape, fill_value, dtype=None, device=None, requires_grad=False):
-    shape = _shape_args((shape,) if isinstance(shape, int) else (tuple(shape),))
+    shape = _size_arg(shape, "full")
     return _factory(device, dtype, requires_grad,
                     lambda d, nd: d.backend.xp.full(shape, fill_value, nd), _fill_dtype(fill_value))
 
 
+def _check_finite_numbers(fn, **values):
+    """Factory bounds must be finite real numbers (numpy's own errors say neither
+    which function nor which argument)."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{fn}(): argument '{name}' must be a real number, got "
+                            f"{type(v).__name__}")
+        if not math.isfinite(v):
+            raise ValueError(f"{fn}(): argument '{name}' must be finite, got {v}")
+
+
+def _count_arg(fn, name, n):
+    if isinstance(n, bool) or not hasattr(type(n), "__index__"):
+        raise TypeError(f"{fn}(): argument '{name}' must be an int, got {type(n).__name__}")
+    n = operator.index(n)
+    if n < 0:
+        raise ValueError(f"{fn}(): argument '{name}' must be non-negative, got {n}")
+    return n
+
+
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    n = _count_arg("eye", "n", n)
+    m = n if m is None else _count_arg("eye", "m", m)
     return _factory(device, dtype, requires_grad, lambda d, nd: d.backend.xp.eye(n, m, dtype=nd))
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     if end is None:
         start, end = 0, start
+    _check_finite_numbers("arange", start=start, end=end, step=step)
     is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     if step == 0:
-        raise ValueError("arange: step must be nonzero")
+        raise ValueError("arange(): argument 'step' must be nonzero")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange(): upper bound and lower bound inconsistent with step sign: "
+                         f"start={start}, end={end}, step={step}")
     return _factory(device, dtype, requires_grad,
                     lambda d, nd: d.backend.xp.arange(start, end, step).astype(nd),
                     np.dtype(np.int64) if is_int else _F32)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    _check_finite_numbers("linspace", start=start, end=end)
+    steps = _count_arg("linspace", "steps", steps)
     return _factory(device, dtype, requires_grad,
-                    lambda d, nd: d.backend.xp.linspace(start, end, int(steps)).astype(nd))
+                    lambda d, nd: d.backend.xp.linspace(start, end, steps).astype(nd))
 
 
 def _random(kind, shape, dtype, device, requires_grad, a=0.0, b=1.0):
     from .random import draw
-    shape = _shape_args(shape)
+    shape = _shape_args(shape, "randn" if kind == "normal" else "rand")
     return _factory(device, dtype, requires_grad, lambda d, nd: draw(d, kind, shape, nd, a, b))
 
 
@@ -845,14 +899,18 @@ def randint(low, high=None, size=(), dtype=None, device=None):
     if high is None:
         low, high = 0, low
     from .random import draw
-    shape = _shape_args((tuple(size),))
+    _check_finite_numbers("randint", low=low, high=high)
+    if not low < high:
+        raise ValueError(f"randint(): expected low < high, got low={low} and high={high}")
+    shape = _size_arg(size, "randint")
     return _factory(device, dtype, False, lambda d, nd: draw(d, "integers", shape, nd, low, high),
                     np.dtype(np.int64))
 
 
 def randperm(n, dtype=None, device=None):
     from .random import draw
-    return _factory(device, dtype, False, lambda d, nd: draw(d, "permutation", (int(n),), nd),
+    n = _count_arg("randperm", "n", n)
+    return _factory(device, dtype, False, lambda d, nd: draw(d, "permutation", (n,), nd),
                     np.dtype(np.int64))
 
 
