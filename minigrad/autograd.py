@@ -11,6 +11,7 @@ gradients come for free.
 """
 import threading
 import traceback
+import warnings
 
 import numpy as np
 
@@ -94,8 +95,20 @@ class detect_anomaly:
         return False
 
 
-def set_detect_anomaly(mode):
-    _state.anomaly = bool(mode)
+class set_detect_anomaly:
+    """Switches anomaly detection on or off: as a call (takes effect at once) or
+    as a context manager (restores the previous setting on exit), as in PyTorch."""
+
+    def __init__(self, mode, check_nan=True):
+        self._prev = _state.anomaly
+        _state.anomaly = bool(mode) and bool(check_nan)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _state.anomaly = self._prev
+        return False
 
 
 def is_anomaly_enabled():
@@ -164,6 +177,8 @@ def _scan_inputs(op_name, args):
 def _wrap_outputs(node, out, dev, record):
     wrap = Tensor._wrap
     if type(out) is not tuple:
+        if isinstance(out, np.generic):  # numpy ufuncs turn 0-d results into scalars
+            out = np.asarray(out)
         t = wrap(out, dev)
         if record:
             t._node = node
@@ -173,7 +188,7 @@ def _wrap_outputs(node, out, dev, record):
     node.n_outputs = len(out)
     node.output_meta = [(o.shape, o.dtype) for o in out]
     for i, o in enumerate(out):
-        t = wrap(o, dev)
+        t = wrap(np.asarray(o) if isinstance(o, np.generic) else o, dev)
         if record and o.dtype.kind == "f":
             t._node = node
             t._out_idx = i
@@ -352,12 +367,27 @@ def _leaf_grad(g, claimed):
     return g
 
 
+def _creation_text(node):
+    return node.creation_trace or "(trace unavailable: the op was recorded outside detect_anomaly)\n"
+
+
 def _check_finite(node, i, g):
     if g is not None and not bool(g.backend.xp.isfinite(g._data).all()):
-        where = node.creation_trace or "(trace unavailable)\n"
         raise RuntimeError(f"anomaly detected: function '{node.name}Backward' returned non-finite "
                            f"(nan or inf) values in its gradient for input {i}. The op was created "
-                           f"at:\n{where}")
+                           f"at:\n{_creation_text(node)}")
+
+
+def _traced_backward(node, slots):
+    """node.backward under anomaly mode: an error raised inside it also says where
+    the op was created in the forward pass."""
+    try:
+        return node.backward(*slots)
+    except Exception as e:
+        if hasattr(e, "add_note"):
+            e.add_note(f"(anomaly mode) the failing op '{node.name}Backward' was created at:\n"
+                       f"{_creation_text(node).rstrip()}")
+        raise
 
 
 def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capture=None):
@@ -427,7 +457,7 @@ def run_backward(roots, root_grads, retain_graph=False, create_graph=False, capt
                         capture[key] = slots[idx]
             if node.n_outputs > 1:
                 slots = _materialize(node, slots)
-            in_grads = node.backward(*slots)
+            in_grads = node.backward(*slots) if not anomaly else _traced_backward(node, slots)
             if type(in_grads) is not tuple:
                 in_grads = (in_grads,)
             for i, (edge, g) in enumerate(zip(node.edges, in_grads)):
@@ -543,7 +573,15 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
         gs.append(_initial_grad(t, g))
     if retain_graph is None:
         retain_graph = create_graph
+    if create_graph:
+        warnings.warn(_CREATE_GRAPH_CYCLE, UserWarning, stacklevel=3)
     run_backward(roots, gs, retain_graph, create_graph)
 
 
-del np
+# PyTorch's warning: a leaf's .grad then holds a graph that refers back to the leaf
+_CREATE_GRAPH_CYCLE = (
+    "Using backward() with create_graph=True will create a reference cycle between the parameter "
+    "and its gradient which can cause a memory leak. We recommend using autograd.grad when "
+    "creating the graph to avoid this. If you have to use this function, make sure to reset the "
+    ".grad fields of your parameters to None after use to break the cycle and avoid the leak.")
+

@@ -13,6 +13,12 @@ from .layers.linear import Linear  # noqa: F401
 from .layers.activation import (ELU, GELU, SELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6,  # noqa: F401
                                 Sigmoid, SiLU, Softmax, Softplus, Tanh)
 
+# normalization
+from .layers.normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, BatchRenorm1d,  # noqa: F401
+                                   BatchRenorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d,
+                                   InstanceNorm3d, LayerNorm, LocalResponseNorm, RMSNorm,
+                                   SwitchableNorm2d)
+
 # dropout
 from .layers.dropout import Dropout  # noqa: F401
 
