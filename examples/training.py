@@ -26,6 +26,8 @@ def base_parser(description, epochs, lr, batch_size):
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--max-batches", type=int, default=None,
                         help="stop each epoch after this many batches (quick runs)")
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="stop after this epoch, as if interrupted (continue with --resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -114,7 +116,8 @@ def fit(model, train_loader, test_x, test_y, loss_fn, optimizer, scheduler, args
     steps once per epoch, or after every batch with per_batch=True."""
     acc = None
     t0 = time.perf_counter()
-    for epoch in range(start_epoch + 1, args.epochs + 1):
+    last = min(args.epochs, args.stop_after or args.epochs)
+    for epoch in range(start_epoch + 1, last + 1):
         loss, train_acc = train_epoch(model, train_loader, loss_fn, optimizer, device, epoch,
                                       args.epochs, args.max_batches, not args.no_progress,
                                       scheduler if per_batch else None)
