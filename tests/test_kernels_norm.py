@@ -265,7 +265,8 @@ def test_batch_norm_backward_eval_matches_finite_differences(impl, shape, weight
                                           ((2, 3, 1, 4), (3, 1))])
 @pytest.mark.parametrize("weight", [True, False])
 @pytest.mark.parametrize("subtract_mean", [True, False])
-def test_group_norm_backward_matches_finite_differences(impl, shape, wshape, weight, subtract_mean):
+def test_group_norm_backward_matches_finite_differences(impl, shape, wshape, weight,
+                                                        subtract_mean):
     rng = rng_for("gn-fd", shape, weight, subtract_mean)
     x = randn(rng, shape, loc=0.3, scale=1.5)
     w, b = params(rng, wshape, np.float64, weight, weight)
@@ -403,38 +404,35 @@ def test_torch_batch_norm(impl):
     y_t, grads_t = torch_grads(
         lambda x_, w_, b_: F.batch_norm(x_, None, None, w_, b_, training=True, eps=EPS),
         x, w, b, dy=dy)
-    y, mean, var, rstd = impl.batch_norm_forward(x.reshape(4, 3, 30), w, b, EPS)
-    grads = impl.batch_norm_backward(dy.reshape(4, 3, 30), x.reshape(4, 3, 30), mean, rstd, w, True)
+    x3, dy3 = x.reshape(4, 3, 30), dy.reshape(4, 3, 30)
+    y, mean, _, rstd = impl.batch_norm_forward(x3, w, b, EPS)
+    grads = impl.batch_norm_backward(dy3, x3, mean, rstd, w, True)
     assert_close(y.reshape(x.shape), y_t, 1e-10)
     for got, expected in zip(grads, grads_t):
         assert_close(got.reshape(expected.shape), expected, 1e-10)
 
 
-def group_layout_case(kind, rng):
-    """(torch fn, x, weight, bias, dy, (N, G, K, S), weight shape (G, K), subtract_mean)."""
+def torch_group_cases():
+    """kind -> (torch fn(x, w, b), x shape, channels, (N, G, K, S) layout of x,
+    (G, K) layout of weight/bias, subtract_mean)."""
     F = pytest.importorskip("torch.nn.functional")
-    if kind == "layer_norm":
-        x = randn(rng, (3, 4, 10), loc=1.0)
-        fn = lambda x_, w_, b_: F.layer_norm(x_, (10,), w_, b_, EPS)
-        return fn, x, 10, (12, 1, 10, 1), (1, 10), True
-    if kind == "group_norm":
-        x = randn(rng, (2, 6, 3, 4), loc=1.0)
-        fn = lambda x_, w_, b_: F.group_norm(x_, 3, w_, b_, EPS)
-        return fn, x, 6, (2, 3, 2, 12), (3, 2), True
-    if kind == "instance_norm":
-        x = randn(rng, (2, 5, 3, 4), loc=1.0)
-        fn = lambda x_, w_, b_: F.instance_norm(x_, weight=w_, bias=b_, eps=EPS)
-        return fn, x, 5, (2, 5, 1, 12), (5, 1), True
-    x = randn(rng, (3, 4, 10), loc=1.0)
-    fn = lambda x_, w_, b_: F.rms_norm(x_, (10,), w_, EPS)
-    return fn, x, 10, (12, 1, 10, 1), (1, 10), False
+    return {
+        "layer_norm": (lambda x, w, b: F.layer_norm(x, (10,), w, b, EPS),
+                       (3, 4, 10), 10, (12, 1, 10, 1), (1, 10), True),
+        "group_norm": (lambda x, w, b: F.group_norm(x, 3, w, b, EPS),
+                       (2, 6, 3, 4), 6, (2, 3, 2, 12), (3, 2), True),
+        "instance_norm": (lambda x, w, b: F.instance_norm(x, weight=w, bias=b, eps=EPS),
+                          (2, 5, 3, 4), 5, (2, 5, 1, 12), (5, 1), True),
+        "rms_norm": (lambda x, w, b: F.rms_norm(x, (10,), w, EPS),
+                     (3, 4, 10), 10, (12, 1, 10, 1), (1, 10), False),
+    }
 
 
 @pytest.mark.parametrize("kind", ["layer_norm", "group_norm", "instance_norm", "rms_norm"])
 def test_torch_group_layouts(impl, kind):
+    fn, shape, C, layout, wshape, subtract_mean = torch_group_cases()[kind]
     rng = rng_for("torch", kind)
-    fn, x, C, layout, wshape, subtract_mean = group_layout_case(kind, rng)
-    dy = randn(rng, x.shape)
+    x, dy = randn(rng, shape, loc=1.0), randn(rng, shape)
     w = randn(rng, C, loc=1.0)
     b = randn(rng, C) if subtract_mean else None
     y_t, grads_t = torch_grads(fn, x, w, b, dy=dy)

@@ -8,7 +8,8 @@ Accuracy: every sum runs in float64. The forward statistics take one pass
 over the data, summing x - shift and (x - shift)^2 with the shift set to the
 first element of each reduction set: being one of the data, the shift lies
 a few std from the mean, so the variance does not cancel even when the mean
-is large against the std. Outputs are computed as (x - mean) * a + b in float64 and rounded once.
+is large against the std. Outputs are computed as (x - mean) * a + b in
+float64 and rounded once.
 
 Memory traffic: forward reads x twice and writes y once per reduction set,
 backward reads (dy, x) twice and writes dx once; batch norm works block by
@@ -40,8 +41,9 @@ cdef extern from *:
 # Below this many elements a kernel runs on one thread (thread start-up
 # would cost more than it saves).
 cdef Py_ssize_t PARALLEL_MIN = 1 << 15
-# Batch norm blocks hold at least this many elements of one (n, c-block)
-# stretch, so that small S (S == 1 for BatchNorm1d) still gives long loops.
+# A batch-norm block of channels spans at least this many elements of each
+# sample (as far as C and the thread count allow), so that small S (S == 1
+# for BatchNorm1d) still gives long contiguous runs.
 cdef Py_ssize_t BLOCK_MIN = 1024
 
 
