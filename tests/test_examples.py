@@ -1,6 +1,7 @@
 """Every example runs here in a shortened form (a few batches), and the
 checkpoint/resume path of the main example is exact."""
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -51,3 +52,19 @@ def test_train_mlp_resume_gives_the_uninterrupted_weights(tmp_path):
     for key in a:
         np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
 
+
+
+def test_train_cnn_quick_run():
+    pytest.importorskip("sklearn")
+    acc, model = example("train_cnn").main(["--epochs", "1", "--max-batches", "8", "--no-progress"])
+    assert 0.0 <= acc <= 1.0
+    assert any(type(m).__name__ == "Conv2d" for m in model.modules())
+
+
+def test_norm_study_quick(tmp_path):
+    pytest.importorskip("sklearn")
+    results = example("norm_study").main(["--quick", "--plot", str(tmp_path / "curves.png")])
+    assert {key[0] for key in results} >= {"none", "batch", "layer", "group", "instance"}
+    assert all(0.0 <= acc <= 1.0 for acc in results.values())
+    if importlib.util.find_spec("matplotlib"):
+        assert (tmp_path / "curves.png").stat().st_size > 0

@@ -13,6 +13,10 @@ from .layers.linear import Linear  # noqa: F401
 from .layers.activation import (ELU, GELU, SELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, ReLU6,  # noqa: F401
                                 Sigmoid, SiLU, Softmax, Softplus, Tanh)
 
+# convolution and pooling
+from .layers.conv import Conv2d  # noqa: F401
+from .layers.pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d  # noqa: F401
+
 # normalization
 from .layers.normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, BatchRenorm1d,  # noqa: F401
                                    BatchRenorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d,

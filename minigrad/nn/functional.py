@@ -14,6 +14,13 @@ from ..ops.softmax import log_softmax, softmax  # noqa: F401
 # dropout(input, p=0.5, training=True, inplace=False)
 from ..ops.dropout import dropout  # noqa: F401
 
+# conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1), pad(input, pad, mode, value)
+from ..ops.conv import conv2d  # noqa: F401
+from ..ops.pad import pad  # noqa: F401
+
+# max_pool2d, avg_pool2d, adaptive_avg_pool2d, adaptive_max_pool2d
+from ..ops.pool import adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d, max_pool2d  # noqa: F401
+
 # batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
 #            momentum=0.1, eps=1e-5), instance_norm, layer_norm, group_norm,
 # rms_norm (eps=None: the dtype's machine epsilon), local_response_norm

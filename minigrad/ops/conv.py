@@ -1,0 +1,222 @@
+"""2-d convolution (cross-correlation, as in PyTorch) as one fused op.
+
+Forward unfolds the input into columns with the backend's im2col,
+cols (N, C*kh*kw, L) with L = oh*ow, and multiplies by the weight: one
+matmul call, batched over samples and groups, each product a BLAS gemm.
+Backward: db = Σ dy, dW = Σₙ dy·colsᵀ, dx = col2im(Wᵀ·dy).
+
+The columns are not kept from forward to backward. They are kh*kw times the
+input, and a network would hold them for every layer at once; backward
+recomputes them (one im2col, a memory-bound pass that is cheap next to the
+products) only when the weight needs a gradient, and drops them before
+building the input gradient, so one column-sized buffer is alive at a time.
+"""
+import numbers
+
+from ..autograd import Op, is_grad_enabled
+from ..tensor import Tensor
+from .linear_map import linear_map
+from .window import (check_image_input, check_non_negative, check_positive, conv_out_size, pair,
+                     with_batch_dim)
+
+_wrap = Tensor._wrap
+
+
+class ConvParams:
+    """Validated stride/padding/dilation/groups of a 2-d convolution.
+    Padding is kept as (before, after) per axis: 'same' may be asymmetric."""
+
+    __slots__ = ("stride", "pad_before", "pad_total", "dilation", "groups")
+
+    def __init__(self, kernel_size, stride=1, padding=0, dilation=1, groups=1, op="conv2d"):
+        self.stride = pair(stride, "stride", op)
+        self.dilation = pair(dilation, "dilation", op)
+        check_positive(self.stride, "stride", op)
+        check_positive(self.dilation, "dilation", op)
+        if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups <= 0:
+            raise ValueError(f"{op}: groups must be a positive integer, got groups={groups!r}")
+        self.groups = int(groups)
+        if isinstance(padding, str):
+            before, total = self._padding_from_string(padding, kernel_size, op)
+        else:
+            before = pair(padding, "padding", op)
+            check_non_negative(before, "padding", op)
+            total = (2 * before[0], 2 * before[1])
+        self.pad_before, self.pad_total = before, total
+
+    def _padding_from_string(self, padding, kernel_size, op):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding != "same":
+            raise ValueError(f"{op}: invalid padding string {padding!r}, should be one of 'valid', 'same'")
+        if self.stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                             f"(got stride={self.stride})")
+        # The output keeps the input size; an odd total pads one more at the end (as PyTorch).
+        total = tuple(d * (k - 1) for d, k in zip(self.dilation, kernel_size))
+        return (total[0] // 2, total[1] // 2), total
+
+    def window(self, x_shape, w_shape, op="conv2d"):
+        """The kernels' geometry tuple (kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)."""
+        h, w = x_shape[-2:]
+        kh, kw = w_shape[2:]
+        (sh, sw), (dh, dw), (th, tw) = self.stride, self.dilation, self.pad_total
+        if h + th < dh * (kh - 1) + 1 or w + tw < dw * (kw - 1) + 1:
+            raise ValueError(f"{op}: calculated padded input size per channel: ({h + th} x {w + tw}); "
+                             f"kernel size (with dilation): ({dh * (kh - 1) + 1} x {dw * (kw - 1) + 1}). "
+                             "Kernel size can't be greater than the padded input size")
+        return (kh, kw, sh, sw, self.pad_before[0], self.pad_before[1], dh, dw,
+                conv_out_size(h, kh, sh, th, dh), conv_out_size(w, kw, sw, tw, dw))
+
+
+def _is_pointwise(args):
+    """1x1 kernel, unit stride, no padding: the columns are the input itself."""
+    kh, kw, sh, sw, ph, pw = args[:6]
+    return kh == kw == sh == sw == 1 and ph == pw == 0
+
+
+def unfold(backend, x, args):
+    """im2col: x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow)."""
+    if _is_pointwise(args):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h * w)
+    return backend.im2col(x, *args)
+
+
+def fold(backend, cols, h, w, args):
+    """col2im, the adjoint of unfold: cols -> (N, C, h, w), overlaps summed."""
+    if _is_pointwise(args):
+        return cols.reshape(cols.shape[0], -1, h, w)
+    return backend.col2im(cols, h, w, *args)
+
+
+def _window_maps(backend, h, w, args):
+    """(im2col, col2im) array functions of one geometry, for linear_map (the
+    create_graph path, where each must differentiate into the other)."""
+    def im2col(a):
+        return unfold(backend, a, args)
+
+    def col2im(a):
+        return fold(backend, a, h, w, args)
+    return im2col, col2im
+
+
+def _weight_grad(xp, dy, cols):
+    """Σₙ dy[n] @ cols[n]ᵀ over the batch: dy (N, G, Og, L), cols (N, G, Kg, L) -> (G, Og, Kg).
+
+    Per-sample products then a sum need an (N, G, Og, Kg) temporary; one
+    product over (N*L) needs both operands transposed (copies of dy and
+    cols). Take whichever allocates less. The per-sample products are taken
+    as cols @ dyᵀ: numpy's batched matmul is much slower when the large
+    operand, rather than the small one, is the transposed view."""
+    n, g, og, length = dy.shape
+    kg = cols.shape[2]
+    if og * kg <= (og + kg) * length:
+        return xp.matmul(cols, dy.transpose(0, 1, 3, 2)).sum(axis=0).transpose(0, 2, 1)
+    dy2 = dy.transpose(1, 2, 0, 3).reshape(g, og, n * length)
+    cols2 = cols.transpose(1, 0, 3, 2).reshape(g, n * length, kg)
+    return xp.matmul(dy2, cols2)
+
+
+class Conv2d(Op):
+    def forward(self, x, weight, bias, args, groups):
+        backend = self.device.backend
+        xd, wd = x._data, weight._data
+        n, o = xd.shape[0], wd.shape[0]
+        self.x, self.weight, self.args, self.groups = x, weight, args, groups
+        cols = unfold(backend, xd, args)
+        kg, length = cols.shape[1] // groups, cols.shape[2]
+        y = backend.xp.matmul(wd.reshape(groups, o // groups, kg), cols.reshape(n, groups, kg, length))
+        y = y.reshape(n, o, args[8], args[9])
+        if bias is not None:
+            y += bias._data.reshape(o, 1, 1)
+        return y
+
+    def backward(self, g):
+        need_x, need_w, need_b = (e is not None for e in self.edges[:3])
+        if is_grad_enabled():
+            return self._composite_backward(g, need_x, need_w, need_b)
+        backend, dev = self.device.backend, self.device
+        xp, args, groups = backend.xp, self.args, self.groups
+        xd, wd, dy = self.x._data, self.weight._data, g._data
+        n, o, oh, ow = dy.shape
+        kg = wd.shape[1] * wd.shape[2] * wd.shape[3]
+        dy = dy.reshape(n, groups, o // groups, oh * ow)
+        db = _wrap(dy.sum(axis=(0, 3)).reshape(o), dev) if need_b else None
+        dw = dx = None
+        if need_w:
+            cols = unfold(backend, xd, args).reshape(n, groups, kg, oh * ow)
+            dw = _wrap(_weight_grad(xp, dy, cols).reshape(wd.shape), dev)
+            del cols  # before the input gradient's columns: one column buffer at a time
+        if need_x:
+            dcols = xp.matmul(wd.reshape(groups, o // groups, kg).transpose(0, 2, 1), dy)
+            dx = _wrap(fold(backend, dcols.reshape(n, groups * kg, oh * ow), xd.shape[2], xd.shape[3], args),
+                       dev)
+        return dx, dw, db, None, None
+
+    def _composite_backward(self, g, need_x, need_w, need_b):
+        # The same formulas with Tensor ops, so create_graph can differentiate them.
+        x, w, args, groups = self.x, self.weight, self.args, self.groups
+        backend = self.device.backend
+        n, o, oh, ow = g.shape
+        kg = w.shape[1] * w.shape[2] * w.shape[3]
+        dy = g.reshape(n, groups, o // groups, oh * ow)
+        db = g.sum((0, 2, 3)) if need_b else None
+        dw = dx = None
+        im2col, col2im = _window_maps(backend, x.shape[2], x.shape[3], args)
+        if need_w:
+            cols = linear_map(x, im2col, col2im).reshape(n, groups, kg, oh * ow)
+            dw = (dy @ cols.transpose(2, 3)).sum(0).reshape(w.shape)
+        if need_x:
+            dcols = w.reshape(groups, o // groups, kg).transpose(1, 2) @ dy
+            dx = linear_map(dcols.reshape(n, groups * kg, oh * ow), col2im, im2col)
+        return dx, dw, db, None, None
+
+
+def _check_operands(x, weight, bias, groups, op):
+    check_image_input(x, op)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+    if weight.ndim != 4:
+        raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), got "
+                         f"weight of shape {tuple(weight.shape)}")
+    o, cg = weight.shape[:2]
+    c = x.shape[-3]
+    if o % groups:
+        raise ValueError(f"{op}: groups={groups} must divide out_channels, but weight has "
+                         f"{o} output channels (weight shape {tuple(weight.shape)})")
+    if c != cg * groups:
+        raise ValueError(f"{op}: given groups={groups} and weight of shape {tuple(weight.shape)}, "
+                         f"expected input of shape {tuple(x.shape)} to have {cg * groups} channels "
+                         f"(in_channels), but got {c} channels instead")
+    if x._data.dtype != weight._data.dtype:
+        raise TypeError(f"{op}: input is {x.dtype} but weight is {weight.dtype}; convert one "
+                        "(e.g. model.double() or x.float())")
+    if bias is not None:
+        if tuple(bias.shape) != (o,):
+            raise ValueError(f"{op}: expected bias of shape ({o},) (out_channels of weight "
+                             f"{tuple(weight.shape)}), got bias of shape {tuple(bias.shape)}")
+        if bias._data.dtype != weight._data.dtype:
+            raise TypeError(f"{op}: bias is {bias.dtype} but weight is {weight.dtype}")
+
+
+def conv2d_with(input, weight, bias, params, op="conv2d"):  # noqa: A002
+    """conv2d with already validated parameters (what Conv2d layers call)."""
+    _check_operands(input, weight, bias, params.groups, op)
+    if input.ndim == 3:
+        return with_batch_dim(input, lambda x: conv2d_with(x, weight, bias, params, op))
+    args = params.window(input.shape, weight.shape, op)
+    return Conv2d.apply(input, weight, bias, args, params.groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):  # noqa: A002
+    """2-d cross-correlation of input (N, C, H, W) or (C, H, W) with weight
+    (out_channels, C/groups, kH, kW), plus bias (out_channels,).
+
+    stride, padding, dilation: ints or pairs; padding may also be 'valid'
+    (none) or 'same' (output as large as the input; stride 1 only)."""
+    if not isinstance(weight, Tensor) or weight.ndim != 4:
+        _check_operands(input, weight, bias, 1, "conv2d")
+    params = ConvParams(weight.shape[2:], stride, padding, dilation, groups)
+    return conv2d_with(input, weight, bias, params)
