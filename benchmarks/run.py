@@ -22,6 +22,11 @@ sys.path.insert(0, str(HERE))
 
 from harness import time_step  # noqa: E402
 
+try:
+    import minigrad  # noqa: F401
+except ImportError:  # running from a source checkout that is not installed
+    sys.path.insert(0, str(HERE.parent))
+
 
 def _threads(n):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
