@@ -101,6 +101,9 @@ class Tensor:
                                    f"shape {tuple(self.shape)}")
             if value._device is not self._device:
                 raise RuntimeError(f"assigned grad is on {value._device} but the tensor is on {self._device}")
+            if value._data.dtype != self._data.dtype:
+                raise TypeError(f"assigned grad has dtype {value.dtype} but the tensor has dtype "
+                                f"{self.dtype}")
         self._grad = value
 
     @property
@@ -276,6 +279,19 @@ class Tensor:
             return other
         return self._device.backend.xp.asarray(np.asarray(other))
 
+    def _inplace_failure(self, op, value, err):
+        """The error for an in-place update numpy refused: the result must keep
+        this tensor's shape and dtype."""
+        shape = tuple(getattr(value, "shape", ()))
+        if not broadcasts_to(shape, self._data.shape):
+            return RuntimeError(f"{op}: an operand of shape {shape} can't be broadcast to the "
+                                f"tensor's shape {tuple(self.shape)} (an in-place result keeps the "
+                                "tensor's shape)")
+        given = value.dtype if hasattr(value, "dtype") else type(value).__name__
+        return RuntimeError(f"{op}: the result can't be cast to the tensor's dtype {self.dtype} "
+                            f"(operand: {given}); convert first with .to(dtype) or use the "
+                            "out-of-place form")
+
     def copy_(self, src):
         self._check_inplace("copy_")
         value = src._data if isinstance(src, Tensor) else self._inplace_value(src)
@@ -295,7 +311,11 @@ class Tensor:
 
     def fill_(self, value):
         self._check_inplace("fill_")
-        self._data[...] = self._inplace_value(value)
+        v = self._inplace_value(value)
+        try:
+            self._data[...] = v
+        except (ValueError, TypeError) as e:
+            raise self._inplace_failure("fill_", v, e) from None
         return self
 
     def add_(self, other, alpha=1):
@@ -303,7 +323,10 @@ class Tensor:
         v = self._inplace_value(other)
         if alpha != 1:
             v = v * alpha
-        self._data += v
+        try:
+            self._data += v
+        except (ValueError, TypeError) as e:
+            raise self._inplace_failure("add_", v, e) from None
         return self
 
     def sub_(self, other, alpha=1):
@@ -311,18 +334,29 @@ class Tensor:
 
     def mul_(self, other):
         self._check_inplace("mul_")
-        self._data *= self._inplace_value(other)
+        v = self._inplace_value(other)
+        try:
+            self._data *= v
+        except (ValueError, TypeError) as e:
+            raise self._inplace_failure("mul_", v, e) from None
         return self
 
     def div_(self, other):
         self._check_inplace("div_")
-        self._data /= self._inplace_value(other)
+        v = self._inplace_value(other)
+        try:
+            self._data /= v
+        except (ValueError, TypeError) as e:
+            raise self._inplace_failure("div_", v, e) from None
         return self
 
     def clamp_(self, min=None, max=None):
         self._check_inplace("clamp_")
         xp = self._device.backend.xp
-        xp.clip(self._data, min, max, out=self._data)
+        try:
+            xp.clip(self._data, min, max, out=self._data)
+        except (ValueError, TypeError) as e:
+            raise self._inplace_failure("clamp_", min if max is None else max, e) from None
         return self
 
     def uniform_(self, a=0.0, b=1.0):
@@ -341,7 +375,14 @@ class Tensor:
         self._check_inplace("index assignment")
         from .ops.indexing import convert_index
         idx, _ = convert_index(index, self._device)
-        self._data[idx] = self._inplace_value(value)
+        v = self._inplace_value(value)
+        try:
+            self._data[idx] = v
+        except IndexError as e:
+            raise IndexError(f"index assignment: index {index!r} is invalid for a tensor of shape "
+                             f"{tuple(self.shape)}: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise self._inplace_failure("index assignment", v, e) from None
 
     # -- device and dtype -------------------------------------------------------
     def to(self, *args, **kwargs):
@@ -434,15 +475,22 @@ class Tensor:
 
     def _compare(self, other, fn):
         o = _operand(other, self)
-        od = o._data if isinstance(o, Tensor) else o
-        if isinstance(o, Tensor) and o._device is not self._device:
-            raise RuntimeError(f"comparison: expected both tensors on the same device, got "
-                               f"{self._device} and {o._device}")
+        sd, od = self._data, o
+        if isinstance(o, Tensor):
+            if o._device is not self._device:
+                raise RuntimeError(f"comparison: expected both tensors on the same device, got "
+                                   f"{self._device} and {o._device}")
+            od = o._data
+            if od.dtype != sd.dtype:
+                sd, od = _comparison_operands(sd, od)
         try:
-            return Tensor._wrap(fn(self._data, od), self._device)
+            return Tensor._wrap(fn(sd, od), self._device)
         except ValueError:
             raise ValueError(f"comparison: shapes {tuple(self.shape)} and "
                              f"{tuple(getattr(o, 'shape', ()))} cannot be broadcast together") from None
+        except TypeError:
+            raise TypeError(f"comparison or logical op: not supported between {self.dtype} and "
+                            f"{o.dtype if isinstance(o, Tensor) else type(o).__name__}") from None
 
     def __eq__(self, other):
         return self._compare(other, lambda a, b: a == b)
@@ -647,6 +695,23 @@ class _HookHandle:
     def remove(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+
+
+def broadcasts_to(shape, target):
+    """Whether an array of `shape` broadcasts to `target` without enlarging it."""
+    return len(shape) <= len(target) and all(
+        s in (1, t) for s, t in zip(reversed(shape), reversed(target)))
+
+
+def _comparison_operands(a, b):
+    """PyTorch compares float tensors in their result dtype: a 0-d float64 beside a
+    float32 tensor with dims is compared as float32 (numpy would widen)."""
+    if a.dtype.kind == b.dtype.kind == "f":
+        if a.ndim == 0 and b.ndim:
+            return a.astype(b.dtype), b
+        if b.ndim == 0 and a.ndim:
+            return a, b.astype(a.dtype)
+    return a, b
 
 
 def _operand(other, like, scalars=True):

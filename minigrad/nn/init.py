@@ -12,6 +12,7 @@ from ..backend.reference.activation import erfc
 from ..dtypes import float64 as _float64
 from ..random import draw
 from ..tensor import Tensor
+from .functional import check_real
 
 _F64 = _float64.np  # random draws for the structured inits are made in float64
 _LINEAR_LIKE = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -58,9 +59,13 @@ def _calculate_correct_fan(tensor, mode):
     return fan_in if mode == "fan_in" else fan_out
 
 
-def _check_tensor(tensor, fn):
+def _check_tensor(tensor, fn, **numbers):
+    """The tensor must be a Tensor and each named argument a real number, not nan
+    (a nan bound or gain would fill the tensor with nan)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"{fn}: expected a Tensor, got {type(tensor).__name__}")
+    for name, value in numbers.items():
+        check_real(fn, name, value)
 
 
 def _assign(tensor, array):
@@ -81,7 +86,7 @@ def _is_empty(tensor):
 
 def uniform_(tensor, a=0.0, b=1.0):
     """Values drawn from U(a, b)."""
-    _check_tensor(tensor, "uniform_")
+    _check_tensor(tensor, "uniform_", a=a, b=b)
     if a > b:
         raise ValueError(f"uniform_ expects to return a [from, to) range, but found from={a} > to={b}")
     with autograd.no_grad():
@@ -90,7 +95,7 @@ def uniform_(tensor, a=0.0, b=1.0):
 
 def normal_(tensor, mean=0.0, std=1.0):
     """Values drawn from N(mean, std**2)."""
-    _check_tensor(tensor, "normal_")
+    _check_tensor(tensor, "normal_", mean=mean, std=std)
     if std < 0:
         raise ValueError(f"normal expects std >= 0.0, but found std {std}")
     with autograd.no_grad():
@@ -145,7 +150,7 @@ def dirac_(tensor, groups=1):
 
 def xavier_uniform_(tensor, gain=1.0):
     """U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010)."""
-    _check_tensor(tensor, "xavier_uniform_")
+    _check_tensor(tensor, "xavier_uniform_", gain=gain)
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     bound = math.sqrt(3.0) * std
@@ -154,7 +159,7 @@ def xavier_uniform_(tensor, gain=1.0):
 
 def xavier_normal_(tensor, gain=1.0):
     """N(0, std**2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
-    _check_tensor(tensor, "xavier_normal_")
+    _check_tensor(tensor, "xavier_normal_", gain=gain)
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
 
@@ -167,7 +172,7 @@ def _kaiming_std(tensor, a, mode, nonlinearity):
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """U(-b, b) with b = gain * sqrt(3 / fan) (He et al., 2015); `a` is the
     negative slope used by leaky_relu's gain."""
-    _check_tensor(tensor, "kaiming_uniform_")
+    _check_tensor(tensor, "kaiming_uniform_", a=a)
     if _is_empty(tensor):
         return tensor
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
@@ -176,7 +181,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """N(0, std**2) with std = gain / sqrt(fan)."""
-    _check_tensor(tensor, "kaiming_normal_")
+    _check_tensor(tensor, "kaiming_normal_", a=a)
     if _is_empty(tensor):
         return tensor
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity))
@@ -234,7 +239,7 @@ def normal_quantile(xp, p):
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """N(mean, std**2) truncated to the absolute bounds [a, b], sampled exactly
     by inverting the CDF on [Phi(a), Phi(b)]."""
-    _check_tensor(tensor, "trunc_normal_")
+    _check_tensor(tensor, "trunc_normal_", mean=mean, std=std, a=a, b=b)
     if mean < a - 2 * std or mean > b + 2 * std:
         warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
                       "distribution of values may be incorrect.", stacklevel=2)
@@ -260,7 +265,7 @@ def orthogonal_(tensor, gain=1.0):
     """A (semi-)orthogonal matrix from the QR decomposition of a Gaussian
     matrix, with signs fixed by diag(R) so the result is uniformly distributed
     (Saxe et al., 2013). Trailing dims are flattened: rows = size(0)."""
-    _check_tensor(tensor, "orthogonal_")
+    _check_tensor(tensor, "orthogonal_", gain=gain)
     if tensor.ndim < 2:
         raise ValueError(f"Only tensors with 2 or more dimensions are supported (got shape "
                          f"{tuple(tensor.shape)})")
@@ -282,7 +287,7 @@ def orthogonal_(tensor, gain=1.0):
 def sparse_(tensor, sparsity, std=0.01):
     """N(0, std**2) with a fraction `sparsity` of each column set to zero
     (Martens, 2010). 2-D tensors only."""
-    _check_tensor(tensor, "sparse_")
+    _check_tensor(tensor, "sparse_", sparsity=sparsity, std=std)
     if tensor.ndim != 2:
         raise ValueError(f"Only tensors with 2 dimensions are supported (got shape {tuple(tensor.shape)})")
     if not 0.0 <= sparsity <= 1.0:

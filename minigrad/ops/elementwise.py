@@ -33,16 +33,47 @@ def unbroadcast(g, shape):
 
 
 def _fix_int_promotion(out, a, b):
-    """numpy promotes int/int division and int*float-scalar to float64; PyTorch gives
-    the default float (float32) unless a float64 tensor took part."""
+    """numpy promotes int/int division, int*float-scalar and float32 with a 0-d float64
+    to float64; PyTorch gives float32 unless a float64 operand decides the dtype: one
+    with dims, or a 0-d one beside another 0-d operand or beside no float tensor."""
     if out.dtype == _F64:
-        for x in (a, b):
-            if isinstance(x, Tensor) and x._data.dtype == _F64:
-                return out
-            if isinstance(x, _np.ndarray) and x.dtype == _F64:
+        for x, other in ((a, b), (b, a)):
+            data = value(x)
+            if hasattr(data, "dtype") and data.dtype == _F64 and (
+                    data.ndim or not _is_float_with_dims(other)):
                 return out
         return out.astype(_np.float32)
     return out
+
+
+def _is_float_with_dims(x):
+    data = value(x)
+    return getattr(data, "ndim", 0) > 0 and data.dtype.kind == "f"
+
+
+def grad_like(g, x):
+    """g summed down to tensor x's shape, in x's dtype: the gradient of an operand
+    of a broadcasting op (a float32 operand of a float64 result gets float32)."""
+    g = unbroadcast(g, x._data.shape)
+    if g._data.dtype != x._data.dtype:
+        g = g.to(x._data.dtype)
+    return g
+
+
+def float_array(d):
+    """The float math ops (exp, log, ...) compute int and bool inputs in float32,
+    as PyTorch does (numpy would give float64, or float16 for bool)."""
+    return d if d.dtype.kind == "f" else d.astype(_np.float32)
+
+
+def _dtype_name(x):
+    return str(x.dtype) if isinstance(x, Tensor) else type(x).__name__
+
+
+def _dtype_error(name, a, b):
+    return TypeError(f"{name}: not supported between operands of dtype {_dtype_name(a)} and "
+                     f"{_dtype_name(b)}; convert with .long() or .float() first, or use the "
+                     "logical operators & | ~ on bool tensors")
 
 
 def _broadcast_error(name, a, b):
@@ -61,6 +92,8 @@ class _Binary(Op):
             if "broadcast" in str(e):
                 raise _broadcast_error(type(self).__name__.lower(), a, b) from None
             raise
+        except TypeError as e:  # e.g. bool - bool: numpy's own message names numpy
+            raise _dtype_error(type(self).__name__.lower(), a, b) from e
         if out.dtype == _F64:
             out = _fix_int_promotion(out, a, b)
         return out
@@ -71,8 +104,8 @@ class Add(_Binary):
         return a + b
 
     def backward(self, g):
-        return (unbroadcast(g, self.a._data.shape) if self.edges[0] is not None else None,
-                unbroadcast(g, self.b._data.shape) if self.edges[1] is not None else None)
+        return (grad_like(g, self.a) if self.edges[0] is not None else None,
+                grad_like(g, self.b) if self.edges[1] is not None else None)
 
 
 class Sub(_Binary):
@@ -80,8 +113,8 @@ class Sub(_Binary):
         return a - b
 
     def backward(self, g):
-        return (unbroadcast(g, self.a._data.shape) if self.edges[0] is not None else None,
-                unbroadcast(-g, self.b._data.shape) if self.edges[1] is not None else None)
+        return (grad_like(g, self.a) if self.edges[0] is not None else None,
+                grad_like(-g, self.b) if self.edges[1] is not None else None)
 
 
 class Mul(_Binary):
@@ -90,8 +123,8 @@ class Mul(_Binary):
 
     def backward(self, g):
         a, b = self.a, self.b
-        return (unbroadcast(g * b, a._data.shape) if self.edges[0] is not None else None,
-                unbroadcast(g * a, b._data.shape) if self.edges[1] is not None else None)
+        return (grad_like(g * b, a) if self.edges[0] is not None else None,
+                grad_like(g * a, b) if self.edges[1] is not None else None)
 
 
 class Div(_Binary):
@@ -102,22 +135,25 @@ class Div(_Binary):
         a, b = self.a, self.b
         ga = gb = None
         if self.edges[0] is not None:
-            ga = unbroadcast(g / b, a._data.shape)
+            ga = grad_like(g / b, a)
         if self.edges[1] is not None:
-            gb = unbroadcast(-g * a / (b * b), b._data.shape)
+            gb = grad_like(-g * a / (b * b), b)
         return ga, gb
 
 
 class Pow(_Binary):
     def compute(self, a, b):
-        return a ** b
+        out = a ** b
+        if out.dtype.kind in "iu" and out.dtype.itemsize < 8:  # numpy: bool ** int is int8
+            out = out.astype(_np.int64)
+        return out
 
     def backward(self, g):
         a, b = self.a, self.b
         ga = gb = None
         if self.edges[0] is not None:
             if isinstance(b, Tensor):
-                ga = unbroadcast(g * b * a ** (b - 1), a._data.shape)
+                ga = grad_like(g * b * a ** (b - 1), a)
             elif b == 0:
                 ga = g * 0.0
             else:
@@ -126,7 +162,7 @@ class Pow(_Binary):
             out = a ** b
             if isinstance(a, Tensor):
                 safe = where((a._data == 0) & (value(b) >= 0), 0.0, out * a.log())
-                gb = unbroadcast(g * safe, b._data.shape)
+                gb = grad_like(g * safe, b)
             else:
                 gb = g * out * float(_np.log(a))
         return ga, gb
@@ -155,10 +191,10 @@ def _minmax_backward(node, g, greater):
     tie = a == b
     ga = gb = None
     if node.edges[0] is not None:
-        ga = unbroadcast(where(tie, g * 0.5, where(a_wins, g, 0.0)), node.a._data.shape)
+        ga = grad_like(where(tie, g * 0.5, where(a_wins, g, 0.0)), node.a)
     if node.edges[1] is not None:
         b_wins = ~(a_wins | tie)
-        gb = unbroadcast(where(tie, g * 0.5, where(b_wins, g, 0.0)), node.b._data.shape)
+        gb = grad_like(where(tie, g * 0.5, where(b_wins, g, 0.0)), node.b)
     return ga, gb
 
 
@@ -166,7 +202,7 @@ class Where(Op):
     """where(cond, a, b); cond is a constant boolean array."""
 
     def forward(self, cond, a, b):
-        self.cond = cond
+        self.cond, self.a, self.b = cond, a, b
         self.sa, self.sb = shape_of(a), shape_of(b)
         xp = self.device.backend.xp
         try:
@@ -181,9 +217,9 @@ class Where(Op):
     def backward(self, g):
         ga = gb = None
         if self.edges[1] is not None:
-            ga = unbroadcast(where(self.cond, g, 0.0), self.sa)
+            ga = grad_like(where(self.cond, g, 0.0), self.a)
         if self.edges[2] is not None:
-            gb = unbroadcast(where(self.cond, 0.0, g), self.sb)
+            gb = grad_like(where(self.cond, 0.0, g), self.b)
         return None, ga, gb
 
 
@@ -204,7 +240,11 @@ def where(cond, a, b):
 
 class Neg(Op):
     def forward(self, x):
-        return -x._data
+        try:
+            return -x._data
+        except TypeError:
+            raise TypeError(f"negation, the - operator, is not supported on {x.dtype} tensors; "
+                            "to invert a bool mask use ~") from None
 
     def backward(self, g):
         return -g
@@ -213,7 +253,7 @@ class Neg(Op):
 class Exp(Op):
     def forward(self, x):
         self.x = x
-        self.out = self.device.backend.xp.exp(x._data)
+        self.out = self.device.backend.xp.exp(float_array(x._data))
         return self.out
 
     def backward(self, g):
@@ -224,7 +264,7 @@ class Exp(Op):
 class Log(Op):
     def forward(self, x):
         self.x = x
-        return self.device.backend.xp.log(x._data)
+        return self.device.backend.xp.log(float_array(x._data))
 
     def backward(self, g):
         return g / self.x
@@ -233,7 +273,7 @@ class Log(Op):
 class Sqrt(Op):
     def forward(self, x):
         self.x = x
-        self.out = self.device.backend.xp.sqrt(x._data)
+        self.out = self.device.backend.xp.sqrt(float_array(x._data))
         return self.out
 
     def backward(self, g):
@@ -253,7 +293,7 @@ class Abs(Op):
 class Sin(Op):
     def forward(self, x):
         self.x = x
-        return self.device.backend.xp.sin(x._data)
+        return self.device.backend.xp.sin(float_array(x._data))
 
     def backward(self, g):
         return g * self.x.cos()
@@ -262,7 +302,7 @@ class Sin(Op):
 class Cos(Op):
     def forward(self, x):
         self.x = x
-        return self.device.backend.xp.cos(x._data)
+        return self.device.backend.xp.cos(float_array(x._data))
 
     def backward(self, g):
         return -g * self.x.sin()

@@ -3,6 +3,8 @@
 Any number of leading batch dims: x (..., in) is viewed as (M, in) so each
 pass is a single 2-D matmul. Backward: dx = g @ W, dW = g.T @ x, db = g.sum(0).
 """
+import math
+
 from ..autograd import Op, is_grad_enabled
 from ..tensor import Tensor
 
@@ -11,7 +13,7 @@ _wrap = Tensor._wrap
 
 def _check(x, weight, bias):
     for name, t in (("input", x), ("weight", weight), ("bias", bias)):
-        if t is not None and not isinstance(t, Tensor):
+        if not isinstance(t, Tensor) and (t is not None or name != "bias"):
             raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
     if x._data.dtype.kind != "f":
         raise TypeError(f"linear: expected a floating point input, got {x.dtype}; convert it "
@@ -37,7 +39,9 @@ class Linear(Op):
     def forward(self, x, weight, bias):
         xd, wd = x._data, weight._data
         self.x, self.weight, self.lead = x, weight, xd.shape[:-1]
-        out = xd.reshape(-1, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
+        # rows spelled out: with a zero-size dim, reshape could not infer a -1
+        self.rows = math.prod(self.lead)
+        out = xd.reshape(self.rows, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
         if bias is not None:
             out += bias._data
         return out.reshape(self.lead + (wd.shape[0],)) if xd.ndim != 2 else out
@@ -46,19 +50,19 @@ class Linear(Op):
         need_x, need_w, need_b = (e is not None for e in self.edges)
         if is_grad_enabled():
             return self._composite_backward(g, need_x, need_w, need_b)
-        x, w, dev = self.x._data, self.weight._data, self.device
-        g2 = g._data.reshape(-1, w.shape[0])
+        x, w, dev, rows = self.x._data, self.weight._data, self.device, self.rows
+        g2 = g._data.reshape(rows, w.shape[0])
         dx = _wrap((g2 @ w).reshape(x.shape), dev) if need_x else None
-        dw = _wrap(g2.T @ x.reshape(-1, w.shape[1]), dev) if need_w else None
+        dw = _wrap(g2.T @ x.reshape(rows, w.shape[1]), dev) if need_w else None
         db = _wrap(g2.sum(axis=0), dev) if need_b else None
         return dx, dw, db
 
     def _composite_backward(self, g, need_x, need_w, need_b):
         # the same formulas with Tensor ops, so create_graph can differentiate them
-        x, w = self.x, self.weight
-        g2 = g.reshape(-1, w.shape[0])
+        x, w, rows = self.x, self.weight, self.rows
+        g2 = g.reshape(rows, w.shape[0])
         dx = (g2 @ w).reshape(x.shape) if need_x else None
-        dw = g2.T @ x.reshape(-1, w.shape[1]) if need_w else None
+        dw = g2.T @ x.reshape(rows, w.shape[1]) if need_w else None
         db = g2.sum(0) if need_b else None
         return dx, dw, db
 

@@ -14,7 +14,7 @@ import warnings
 
 from ..autograd import Op, is_grad_enabled
 from ..backend.reference.loss import check_targets
-from ..tensor import Tensor
+from ..tensor import Tensor, broadcasts_to
 from .activation import activation
 from .softmax import log_softmax, softmax
 
@@ -98,7 +98,11 @@ class _ClassIndexLoss(Op):
         t = target.reshape(-1)
         self.input, self.x2, self.t, self.weight, self.ignore_index = input, x2, t, weight, ignore_index
         self.layout, self.reduction, self.extra = layout, reduction, extra
-        losses = self.per_sample(xp, x2, t, weight, ignore_index, *extra)
+        try:
+            losses = self.per_sample(xp, x2, t, weight, ignore_index, *extra)
+        except ValueError as e:  # a target outside [0, C) that is not ignore_index
+            raise ValueError(f"{self.fname}: {e}: target values must be class indices in "
+                             f"[0, {layout.num_classes - 1}] or ignore_index={ignore_index}") from None
         if reduction == "none":
             return losses.reshape(layout.sample_shape)
         total = losses.sum()
@@ -148,6 +152,8 @@ class _ClassIndexLoss(Op):
 class CrossEntropy(_ClassIndexLoss):
     """Fused log-softmax + NLL over class indices; extra arg: label_smoothing."""
 
+    fname = "cross_entropy"
+
     def per_sample(self, xp, x2, t, weight, ignore_index, smoothing):
         losses, self.lse = self.device.backend.cross_entropy_forward(
             x2, t, weight, ignore_index, smoothing)
@@ -168,6 +174,8 @@ class CrossEntropy(_ClassIndexLoss):
 
 class NLLLoss(_ClassIndexLoss):
     """loss_i = -w[t_i] * input[i, t_i] (0 where t_i == ignore_index)."""
+
+    fname = "nll_loss"
 
     def per_sample(self, xp, x2, t, weight, ignore_index):
         m, c = x2.shape
@@ -277,6 +285,8 @@ def _check_pair(name, input, target, strict):
                         f"and {type(target).__name__}")
     if not input.is_floating_point():
         raise TypeError(f"{name}: expected a floating point input, got {input.dtype}")
+    if target._device is not input._device:
+        raise RuntimeError(f"{name}: input is on {input._device} but target is on {target._device}")
     if target.shape != input.shape:
         msg = (f"Using a target size ({tuple(target.shape)}) that is different to the input size "
                f"({tuple(input.shape)})")
@@ -284,6 +294,19 @@ def _check_pair(name, input, target, strict):
             raise ValueError(f"{name}: {msg}; please ensure they have the same size.")
         warnings.warn(f"{name}: {msg}. This will likely lead to incorrect results due to "
                       "broadcasting. Please ensure they have the same size.", stacklevel=3)
+
+
+def _check_elementwise_weight(name, arg, weight, input):  # noqa: A002
+    """A per-element weight must broadcast to the input's shape (not enlarge it)."""
+    if weight is None:
+        return
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"{name}: {arg} must be a Tensor or None, got {type(weight).__name__}")
+    if weight._device is not input._device:
+        raise RuntimeError(f"{name}: input is on {input._device} but {arg} is on {weight._device}")
+    if not broadcasts_to(weight.shape, input.shape):
+        raise ValueError(f"{name}: {arg} of shape {tuple(weight.shape)} cannot be broadcast to the "
+                         f"input's shape {tuple(input.shape)}")
 
 
 def mse_loss(input, target, reduction="mean"):  # noqa: A002
@@ -337,9 +360,13 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):  # noqa:
     if target._data.dtype != input._data.dtype:
         raise TypeError(f"binary_cross_entropy: target is {target.dtype} but input is {input.dtype}")
     d = input._data
-    if d.size and (bool(d.min() < 0) or bool(d.max() > 1)):
-        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
-                         "(apply sigmoid first, or use binary_cross_entropy_with_logits)")
+    if d.size:
+        lo, hi = d.min(), d.max()  # nan if any element is nan: refused too
+        if not (bool(lo >= 0) and bool(hi <= 1)):
+            raise ValueError(f"binary_cross_entropy: all elements of input should be between 0 and "
+                             f"1, found values in [{float(lo)}, {float(hi)}] (apply sigmoid first, "
+                             "or use binary_cross_entropy_with_logits)")
+    _check_elementwise_weight("binary_cross_entropy", "weight", weight, input)
     loss = BinaryCrossEntropy.apply(input, target)
     if weight is not None:
         loss = loss * weight
@@ -353,6 +380,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     non-negative, so nothing overflows or cancels for any logit."""
     check_reduction(reduction)
     _check_pair("binary_cross_entropy_with_logits", input, target, strict=True)
+    _check_elementwise_weight("binary_cross_entropy_with_logits", "weight", weight, input)
+    _check_elementwise_weight("binary_cross_entropy_with_logits", "pos_weight", pos_weight, input)
     # softplus by the stable kernel, never switching to the identity
     positive = target * activation(-input, "softplus", 1.0, math.inf)
     if pos_weight is not None:

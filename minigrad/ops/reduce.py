@@ -16,7 +16,14 @@ def normalize_dims(dim, ndim, op="reduction"):
     """A sorted tuple of non-negative dims; None means all dims."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if isinstance(dim, (int, _np.integer)):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+        if not dims:  # an empty list of dims reduces all of them, as in PyTorch
+            return tuple(range(ndim))
+    else:
+        raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {type(dim).__name__}")
     out = []
     for d in dims:
         if not isinstance(d, (int, _np.integer)):
@@ -26,10 +33,10 @@ def normalize_dims(dim, ndim, op="reduction"):
             raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions "
                              f"(expected to be in [{lo}, {_bmax(ndim, 1) - 1}])")
         out.append(int(d) % _bmax(ndim, 1))
-    if ndim == 0:
-        return ()
     if len(set(out)) != len(out):
         raise ValueError(f"{op}: dim {dims} contains a repeated dimension")
+    if ndim == 0:
+        return ()
     return tuple(sorted(out))
 
 
@@ -76,9 +83,9 @@ class _Extreme(Op):
 
     def forward(self, x, dims, keepdim):
         self.x, self.dims, self.keepdim = x, dims, keepdim
-        if x._data.size == 0:
-            raise RuntimeError(f"{self.fname}: cannot reduce an empty tensor of shape "
-                               f"{tuple(x.shape)} (the operation has no identity)")
+        if x._data.size == 0 and _reduces_empty_dim(x._data.shape, dims):
+            raise RuntimeError(f"{self.fname}: cannot reduce over a dimension of size 0 (input shape "
+                               f"{tuple(x.shape)}, dim {dims}): the operation has no identity")
         out = self.reduce(x._data, axis=dims, keepdims=True)
         self.out_kd = out
         return out if keepdim else out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in dims))
@@ -91,6 +98,10 @@ class _Extreme(Op):
         if not self.keepdim:
             g = g.reshape(keepdim_shape(x.shape, self.dims))
         return g * share, None, None
+
+
+def _reduces_empty_dim(shape, dims):
+    return any(shape[d] == 0 for d in dims)
 
 
 class Amax(_Extreme):
@@ -233,8 +244,10 @@ def min(x, dim=None, keepdim=False, *, axis=None, keepdims=False):  # noqa: A001
 
 def _arg_extreme(x, dim, keepdim, name):
     data = x._data
-    if data.size == 0:
-        raise RuntimeError(f"{name}: cannot reduce an empty tensor of shape {tuple(data.shape)}")
+    if data.size == 0 and (dim is None or
+                           _reduces_empty_dim(data.shape, normalize_dims(dim, data.ndim, name))):
+        raise RuntimeError(f"{name}: cannot reduce over a dimension of size 0 (input shape "
+                           f"{tuple(data.shape)}, dim {dim})")
     if dim is None:
         out = getattr(data.reshape(-1), name)()
         out = x.backend.xp.asarray(out, dtype=_np.int64)

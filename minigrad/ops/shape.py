@@ -1,15 +1,19 @@
 """Shape ops: reshape/view, permute/transpose, expand, squeeze/unsqueeze, cat, stack."""
 import math
+import operator
 
 from ..autograd import Op
 from ..tensor import Tensor
 from .elementwise import unbroadcast
 
 
-def _shape_arg(shape):
+def _shape_arg(shape, op):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
-    return tuple(int(s) for s in shape)
+    try:
+        return tuple([operator.index(s) for s in shape])
+    except TypeError:
+        raise TypeError(f"{op}: sizes must be ints, got {tuple(shape)!r}") from None
 
 
 class Reshape(Op):
@@ -66,6 +70,11 @@ class Cat(Op):
 
 
 def _check_dim(dim, ndim, op):
+    if type(dim) is not int:
+        try:
+            dim = operator.index(dim)
+        except TypeError:
+            raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__} {dim!r}") from None
     if not -ndim <= dim < ndim:
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions "
                          f"(expected to be in [{-ndim}, {ndim - 1}])")
@@ -73,7 +82,7 @@ def _check_dim(dim, ndim, op):
 
 
 def reshape(x, *shape):
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, "reshape")
     if shape == x._data.shape:
         return x
     return Reshape.apply(x, shape)
@@ -91,8 +100,10 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def permute(x, *dims):
-    dims = _shape_arg(dims)
-    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+    dims = _shape_arg(dims, "permute")
+    n = x.ndim
+    if len(dims) != n or any(not -n <= d < n for d in dims) or \
+            sorted(d % n for d in dims) != list(range(n)):
         raise ValueError(f"permute: dims {dims} are not a permutation of the {x.ndim} "
                          f"dimensions of a tensor of shape {tuple(x.shape)}")
     dims = tuple(d % x.ndim for d in dims)
@@ -123,18 +134,23 @@ def squeeze(x, dim=None):
     if dim is None:
         new = tuple(s for s in shape if s != 1)
     else:
-        dims = (dim,) if isinstance(dim, int) else tuple(dim)
-        ds = {_check_dim(d, max(x.ndim, 1), "squeeze") for d in dims} if x.ndim else set()
+        dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+        ds = {_check_dim(d, max(x.ndim, 1), "squeeze") for d in dims}
         new = tuple(s for i, s in enumerate(shape) if not (i in ds and s == 1))
     return x if new == shape else Reshape.apply(x, new)
 
 
 def expand(x, *shape):
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, "expand")
     if len(shape) < x.ndim:
         raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater "
                            f"or equal to the number of dimensions in the tensor ({x.ndim})")
     lead = len(shape) - x.ndim
+    for i, want in enumerate(shape):
+        if want < 0 and (want != -1 or i < lead):
+            raise RuntimeError(f"expand: the expanded size {want} is not allowed at dimension {i} "
+                               f"(tensor shape {tuple(x.shape)}, requested {tuple(shape)}): sizes "
+                               "must be non-negative, or -1 to keep an existing dimension")
     full = list(shape)
     for i, s in enumerate(x.shape):
         want = shape[lead + i]
@@ -158,7 +174,11 @@ def cat(tensors, dim=0):
         if not isinstance(t, Tensor):
             raise TypeError(f"cat: expected a sequence of Tensors, element {i} is {type(t).__name__}")
     ref = tensors[0]
-    d = _check_dim(dim, max(ref.ndim, 1), "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise ValueError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
+                             "concatenated; use stack, or reshape it to (1,)")
+    d = _check_dim(dim, ref.ndim, "cat")
     for t in tensors[1:]:
         if t.ndim != ref.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, ref.shape)) if i != d):
             raise ValueError(f"cat: tensors must have the same shape except in dimension {d}; "

@@ -9,10 +9,11 @@ PyTorch) jumps to the closed form at `epoch`.
 import bisect
 import copy
 import math
+import numbers
 import warnings
 from collections import Counter
 
-from .optimizer import Optimizer
+from .optimizer import Optimizer, check_at_least_zero, check_number, check_positive_int
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR",
            "LinearLR", "OneCycleLR"]
@@ -83,6 +84,8 @@ class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        check_positive_int("StepLR: step_size", step_size)
+        check_number("StepLR: gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -101,6 +104,10 @@ class MultiStepLR(LRScheduler):
     twice counts twice."""
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        check_number("MultiStepLR: gamma", gamma)
+        for m in milestones:
+            if isinstance(m, bool) or not isinstance(m, numbers.Integral):
+                raise TypeError(f"MultiStepLR: milestones must be ints, got {m!r}")
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -121,6 +128,7 @@ class ExponentialLR(LRScheduler):
     """lr = base_lr * gamma ** epoch."""
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
+        check_number("ExponentialLR: gamma", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -138,6 +146,10 @@ class CosineAnnealingLR(LRScheduler):
     continuing as a cosine wave past T_max (SGDR without restarts)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
+        check_number("CosineAnnealingLR: T_max", T_max)
+        if T_max <= 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
+        check_number("CosineAnnealingLR: eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -167,6 +179,9 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
+        check_number("LinearLR: start_factor", start_factor)
+        check_number("LinearLR: end_factor", end_factor)
+        check_positive_int("LinearLR: total_iters", total_iters)
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(f"Starting multiplicative factor expected to be greater than 0 and "
                              f"less or equal to 1, got start_factor={start_factor}")
@@ -218,6 +233,12 @@ class OneCycleLR(LRScheduler):
         self._schedule_phases = _one_cycle_phases(self.total_steps, pct_start, three_phase)
 
         max_lrs = _per_group("max_lr", optimizer, max_lr)
+        for top in max_lrs:
+            check_at_least_zero("OneCycleLR: max_lr", top)
+        for name, factor in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
+            check_number(f"OneCycleLR: {name}", factor)
+            if factor <= 0:
+                raise ValueError(f"OneCycleLR: {name} must be positive, got {factor}")
         if last_epoch == -1:
             for group, top in zip(optimizer.param_groups, max_lrs):
                 group["initial_lr"] = top / div_factor

@@ -210,6 +210,19 @@ def check_at_least_zero(label, value):
         raise ValueError(f"Invalid {label}: {value}")
 
 
+def check_number(label, value):
+    """A hyper-parameter that may take any real value except nan."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{label} must be a real number, got {type(value).__name__}")
+    if value != value:
+        raise ValueError(f"Invalid {label}: {value}")
+
+
+def check_positive_int(label, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(f"{label} must be a positive int, got {value!r}")
+
+
 def check_betas(betas):
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")

@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, dampening and Nesterov momentum."""
-from .optimizer import Optimizer, check_at_least_zero, state_zeros
+from .optimizer import Optimizer, check_at_least_zero, check_number, state_zeros
 
 __all__ = ["SGD"]
 
@@ -23,6 +23,7 @@ class SGD(Optimizer):
         check_at_least_zero("learning rate", group["lr"])
         check_at_least_zero("momentum value", group["momentum"])
         check_at_least_zero("weight_decay value", group["weight_decay"])
+        check_number("dampening value", group["dampening"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 

@@ -37,6 +37,7 @@ class SiLU(_Inplace):
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
+        F.check_real("LeakyReLU", "negative_slope", negative_slope)
         self.negative_slope, self.inplace = negative_slope, inplace
 
     def forward(self, input):  # noqa: A002
@@ -49,6 +50,7 @@ class LeakyReLU(Module):
 class ELU(Module):
     def __init__(self, alpha=1.0, inplace=False):
         super().__init__()
+        F.check_real("ELU", "alpha", alpha)
         self.alpha, self.inplace = alpha, inplace
 
     def forward(self, input):  # noqa: A002
@@ -88,8 +90,7 @@ class Softplus(Module):
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
-        if beta == 0:
-            raise ValueError("Softplus: beta must be nonzero")
+        F.check_softplus_args("Softplus", beta, threshold)
         self.beta, self.threshold = beta, threshold
 
     def forward(self, input):  # noqa: A002
@@ -115,6 +116,9 @@ class Hardtanh(Module):
 class Softmax(Module):
     def __init__(self, dim=None):
         super().__init__()
+        if dim is not None and not isinstance(dim, int):
+            raise TypeError(f"{type(self).__name__}: dim must be an int or None, got "
+                            f"{type(dim).__name__} {dim!r}")
         self.dim = dim
 
     def forward(self, input):  # noqa: A002

@@ -2,6 +2,7 @@
 import collections
 import operator
 
+from ...tensor import Tensor
 from ..module import Module
 
 
@@ -176,9 +177,14 @@ class Flatten(Module):
 
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
+        for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not isinstance(d, int):
+                raise TypeError(f"Flatten: {name} must be an int, got {type(d).__name__} {d!r}")
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Flatten: expected a Tensor input, got {type(x).__name__}")
         return x.flatten(self.start_dim, self.end_dim)
 
     def extra_repr(self):
