@@ -20,6 +20,7 @@ from .ops.elementwise import where
 from .ops.shape import cat, stack
 from .random import get_rng_state, initial_seed, manual_seed, set_rng_state
 from .serialization import load, save
+from .threads import get_num_threads, set_num_threads
 from .tensor import (Tensor, arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                      ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor,
                      zeros, zeros_like)
