@@ -1,4 +1,5 @@
 """The global random generators: one per device type, all reseeded by manual_seed."""
+import numbers
 import threading
 
 import numpy as np
@@ -9,14 +10,30 @@ _seed_hooks = []  # called with the seed (e.g. to seed CuPy's generator)
 
 
 def manual_seed(seed):
-    """Makes every random draw (init, dropout, randn, shuffling) reproducible."""
-    seed = int(seed)
+    """Makes every random draw (init, dropout, randn, shuffling) reproducible.
+    Seeds are integers in [-2**63, 2**64); a negative one is remapped to
+    seed + 2**64, as PyTorch does."""
+    seed = _checked_seed(seed)
     with _lock:
         _state["seed"] = seed
         _state["cpu"] = np.random.default_rng(seed)
         for hook in _seed_hooks:
             hook(seed)
     return seed
+
+
+def _checked_seed(seed):
+    if isinstance(seed, numbers.Integral):
+        seed = int(seed)
+    elif isinstance(seed, numbers.Real) and float(seed).is_integer():
+        seed = int(seed)  # 3.0: an int written as a float
+    elif isinstance(seed, numbers.Real):
+        raise ValueError(f"manual_seed: seed must be an integer, got {seed!r}")
+    else:
+        raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__} ({seed!r})")
+    if not -2 ** 63 <= seed < 2 ** 64:
+        raise ValueError(f"manual_seed: seed must be in [-2**63, 2**64), got {seed}")
+    return seed + 2 ** 64 if seed < 0 else seed
 
 
 def seed():

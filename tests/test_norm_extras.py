@@ -331,10 +331,12 @@ def test_spectral_norm_buffers_and_one_power_step_per_training_forward(rng):
     np.testing.assert_allclose(_np(module.weight_v), v, rtol=1e-12)
     sigma = u @ w @ v
     np.testing.assert_allclose(_np(out), x @ (w / sigma).T + _np(module.bias), rtol=1e-12)
-    # eval: no power iteration, the same sigma
+    # eval: no power iteration, so the buffers stay exactly as training left them
+    trained_u, trained_v = _np(module.weight_u).copy(), _np(module.weight_v).copy()
     module.eval()
     module(mg.tensor(x))
-    np.testing.assert_array_equal(_np(module.weight_u), u)
+    np.testing.assert_array_equal(_np(module.weight_u), trained_u)
+    np.testing.assert_array_equal(_np(module.weight_v), trained_v)
 
 
 def test_spectral_norm_converges_to_the_top_singular_value(rng):

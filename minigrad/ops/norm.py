@@ -20,10 +20,13 @@ the same closed form is built from Tensor ops instead, so second derivatives
 (gradient penalties, Hessian-vector products) work through every layer.
 
 Running statistics follow PyTorch: the batch is normalized with its biased
-variance and running_var is updated with the unbiased one, in place.
+variance and running_var is updated with the unbiased one, in place. An input
+with no elements has no statistics: its (empty) output leaves the running
+statistics as they are, as in PyTorch.
 """
 import math
 import numbers
+from collections.abc import Iterable
 
 from ..autograd import Op, is_grad_enabled
 from ..dtypes import float64
@@ -169,9 +172,53 @@ class Normalization(Op):
 
 # ---------------------------------------------------------------- checks
 
-def _check_input(fn, x, min_dim):
+def check_tensor(fn, x):
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: expected a Tensor input, got {type(x).__name__}")
+
+
+def check_real(fn, name, value, low=-math.inf):
+    """value is a real number in [low, inf): finite, never nan (a nan or
+    negative eps, or a nan momentum, would turn every output or running
+    statistic into nan). Returns it."""
+    if type(value) is float and low <= value < math.inf:  # the common case: two comparisons
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__} "
+                        f"({value!r})")
+    if not low <= value < math.inf:
+        wanted = "a finite number" if low == -math.inf else f"a finite number >= {low:g}"
+        raise ValueError(f"{fn}: {name} must be {wanted}, got {value}")
+    return value
+
+
+def normalized_shape_of(fn, normalized_shape):
+    """normalized_shape as a non-empty tuple of sizes >= 0 (an int is one dim)."""
+    dims = _int_sizes(normalized_shape)
+    if dims is None:
+        raise TypeError(f"{fn}: normalized_shape must be an int or a sequence of ints, got "
+                        f"{type(normalized_shape).__name__} ({normalized_shape!r})")
+    if not dims or min(dims) < 0:
+        raise ValueError(f"{fn}: normalized_shape must be one or more sizes >= 0, got "
+                         f"{normalized_shape!r}")
+    return dims
+
+
+def _int_sizes(value):
+    """value (an int, or an iterable of ints that is not a string) as a tuple
+    of ints; None for anything else."""
+    if isinstance(value, numbers.Integral):
+        value = (value,)
+    elif isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        return None
+    dims = tuple(value)
+    if not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+def _check_input(fn, x, min_dim):
+    check_tensor(fn, x)
     if x._data.dtype.kind != "f":
         raise TypeError(f"{fn}: expected a floating point input, got {x._data.dtype}; convert it with "
                         ".float()")
@@ -220,17 +267,24 @@ def _verify_spatial_size(shape):
                          f"{tuple(shape)}")
 
 
-def _normalized_shape(normalized_shape):
-    if isinstance(normalized_shape, numbers.Integral):
-        return (int(normalized_shape),)
-    return tuple(int(d) for d in normalized_shape)
-
-
 def _check_trailing(fn, x, shape):
     if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
         dims = ", ".join(str(d) for d in shape)
         raise RuntimeError(f"{fn}: Given normalized_shape={list(shape)}, expected input with shape "
                            f"[*, {dims}], but got input of size {list(x.shape)}")
+
+
+def _channel_shape(x):
+    """(1, C, 1, ...): per-channel values broadcast against x (N, C, *)."""
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _empty_output(x, weight, bias, param_shape):
+    """The output for an input with no elements (PyTorch's answer): empty, no
+    statistics taken, but in the graph, so the parameters get their (zero)
+    gradients. Checked before any kernel: a mean over no values is nan."""
+    out = x.clone() if weight is None else x * weight.reshape(param_shape)
+    return out if bias is None else out + bias.reshape(param_shape)
 
 
 # ---------------------------------------------------------------- running statistics
@@ -272,6 +326,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     _check_companions("batch_norm", input, (C,), f"one value per channel, C={C}", weight=weight,
                       bias=bias, running_mean=running_mean, running_var=running_var)
     _check_running("batch_norm", input, running_mean, running_var, not training)
+    check_real("batch_norm", "eps", eps, 0)
+    if training and running_mean is not None:
+        check_real("batch_norm", "momentum", momentum)
+    if input._data.size == 0:
+        return _empty_output(input, weight, bias, _channel_shape(input))
     N, S = shape[0], math.prod(shape[2:])
     if not training:
         given = _given_stats(input, running_mean, running_var, eps)
@@ -298,6 +357,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     _check_companions("instance_norm", input, (C,), f"one value per channel, C={C}",
                       weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     _check_running("instance_norm", input, running_mean, running_var, not use_input_stats)
+    check_real("instance_norm", "eps", eps, 0)
+    if use_input_stats and running_mean is not None:
+        check_real("instance_norm", "momentum", momentum)
+    if input._data.size == 0:
+        return _empty_output(input, weight, bias, _channel_shape(input))
     if not use_input_stats:
         given = _given_stats(input, running_mean, running_var, eps)
         return Normalization.apply(input, weight, bias,
@@ -315,9 +379,12 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):  # noqa: A002
     """Normalizes over the trailing dims given by normalized_shape, per sample."""
     _check_input("layer_norm", input, 1)
-    ns = _normalized_shape(normalized_shape)
+    ns = normalized_shape_of("layer_norm", normalized_shape)
     _check_trailing("layer_norm", input, ns)
     _check_companions("layer_norm", input, ns, "normalized_shape", weight=weight, bias=bias)
+    check_real("layer_norm", "eps", eps, 0)
+    if input._data.size == 0:
+        return _empty_output(input, weight, bias, ns)
     D = math.prod(ns)
     plan = Plan("LayerNorm", GROUP, (input._data.size // max(D, 1), 1, D, 1), (1, D), eps)
     return Normalization.apply(input, weight, bias, plan)
@@ -327,11 +394,15 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):  # noqa: A002
     """x / sqrt(mean(x^2) + eps) * weight over the trailing normalized_shape
     dims; eps=None means the machine epsilon of the input's dtype."""
     _check_input("rms_norm", input, 1)
-    ns = _normalized_shape(normalized_shape)
+    ns = normalized_shape_of("rms_norm", normalized_shape)
     _check_trailing("rms_norm", input, ns)
     _check_companions("rms_norm", input, ns, "normalized_shape", weight=weight)
     if eps is None:
         eps = float(input.backend.xp.finfo(input._data.dtype).eps)
+    else:
+        check_real("rms_norm", "eps", eps, 0)
+    if input._data.size == 0:
+        return _empty_output(input, weight, None, ns)
     D = math.prod(ns)
     plan = Plan("RMSNorm", GROUP, (input._data.size // max(D, 1), 1, D, 1), (1, D), eps,
                 center=False)
@@ -349,6 +420,9 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):  # noqa: A0
                            f"num_groups, but got input of shape {shape} and num_groups={num_groups}")
     _check_companions("group_norm", input, (C,), f"one value per channel, C={C}", weight=weight,
                       bias=bias)
+    check_real("group_norm", "eps", eps, 0)
+    if input._data.size == 0:
+        return _empty_output(input, weight, bias, _channel_shape(input))
     G = int(num_groups)
     verify_batch_size((N * C // G, G) + shape[2:])
     plan = Plan("GroupNorm", GROUP, (N, G, C // G, math.prod(shape[2:])), (G, C // G), eps)
@@ -381,11 +455,6 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):  # noqa: A00
 
 # ---------------------------------------------------------------- beyond PyTorch
 
-def _channel_shape(x):
-    """(1, C, 1, ...): per-channel values broadcast against x (N, C, *)."""
-    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
-
-
 def batch_renorm(input, running_mean, running_var, weight=None, bias=None,  # noqa: A002
                  training=False, momentum=0.1, eps=1e-5, rmax=3.0, dmax=5.0):
     """Batch Renormalization (Ioffe, 2017) over (N, C, *).
@@ -403,7 +472,11 @@ def batch_renorm(input, running_mean, running_var, weight=None, bias=None,  # no
     _check_companions("batch_renorm", input, (C,), f"one value per channel, C={C}",
                       weight=weight, bias=bias, running_mean=running_mean, running_var=running_var)
     _check_running("batch_renorm", input, running_mean, running_var, True)
+    check_real("batch_renorm", "eps", eps, 0)
+    check_real("batch_renorm", "momentum", momentum)
     verify_batch_size(shape)
+    if input._data.size == 0:
+        return _empty_output(input, weight, bias, _channel_shape(input))
     N, S = shape[0], math.prod(shape[2:])
     plan = Plan("BatchRenorm", BATCH, (N, C, S), (C,), eps)
     xhat = Normalization.apply(input, None, None, plan)
@@ -445,9 +518,14 @@ def switchable_norm(input, mean_weight, var_weight, running_mean=None, running_v
     _check_companions("switchable_norm", input, (3,), "instance, layer, batch",
                       mean_weight=mean_weight, var_weight=var_weight)
     _check_running("switchable_norm", input, running_mean, running_var, False)
+    check_real("switchable_norm", "eps", eps, 0)
     batch_stats = training or running_mean is None
     if training:
         verify_batch_size(shape)
+        if running_mean is not None:
+            check_real("switchable_norm", "momentum", momentum)
+    if input._data.size == 0:
+        return _empty_output(input, weight, bias, _channel_shape(input))
     # float64 throughout: a float32 mean of values around 1e4 is off by ~1e-3,
     # and x - mean would carry that error into the output
     x = input.reshape(N, C, -1).to(float64)

@@ -22,7 +22,9 @@ def _ranks_text(ranks):
     return " or ".join(f"{r}D" for r in ranks)
 
 
-def _check_rank(input, ranks):  # noqa: A002
+def _check_rank(fn, input, ranks):  # noqa: A002
+    """input is a Tensor (named as the functional form `fn` does) of one of `ranks`."""
+    N.check_tensor(fn, input)
     if input.ndim not in ranks:
         raise ValueError(f"expected {_ranks_text(ranks)} input (got {input.ndim}D input)")
 
@@ -31,6 +33,15 @@ def _positive_int(layer, name, value):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def _check_hyperparameters(layer, eps, momentum=None):
+    """Refused once, at construction: a nan or negative eps, or a nan momentum,
+    would make every output or running statistic nan."""
+    if eps is not None:
+        N.check_real(layer, "eps", eps, 0)
+    if momentum is not None:
+        N.check_real(layer, "momentum", momentum)
 
 
 def _affine_params(module, shape, with_weight, with_bias, device, dtype):
@@ -56,6 +67,7 @@ class _NormBase(Module):
                  device=None, dtype=None):
         super().__init__()
         self.num_features = _positive_int(type(self).__name__, "num_features", num_features)
+        _check_hyperparameters(type(self).__name__, eps, momentum)
         self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         _affine_params(self, (self.num_features,), affine, affine, device, dtype)
@@ -112,7 +124,7 @@ class _BatchNorm(_NormBase):
     _ranks = ()
 
     def forward(self, input):  # noqa: A002
-        _check_rank(input, self._ranks)
+        _check_rank("batch_norm", input, self._ranks)
         self._check_channels(input)
         factor = self._momentum_step()
         # batch statistics in training, and in eval when there are no running ones
@@ -146,7 +158,7 @@ class _InstanceNorm(_NormBase):
         super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
     def forward(self, input):  # noqa: A002
-        _check_rank(input, self._ranks)
+        _check_rank("instance_norm", input, self._ranks)
         unbatched = input.ndim == self._ranks[0]
         channels = input.shape[0 if unbatched else 1]
         if channels != self.num_features:
@@ -187,7 +199,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None,
                  dtype=None):
         super().__init__()
-        self.normalized_shape = N._normalized_shape(normalized_shape)
+        self.normalized_shape = N.normalized_shape_of("LayerNorm", normalized_shape)
+        _check_hyperparameters("LayerNorm", eps)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         _affine_params(self, self.normalized_shape, elementwise_affine, elementwise_affine and bias,
                        device, dtype)
@@ -210,7 +223,8 @@ class RMSNorm(Module):
 
     def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
         super().__init__()
-        self.normalized_shape = N._normalized_shape(normalized_shape)
+        self.normalized_shape = N.normalized_shape_of("RMSNorm", normalized_shape)
+        _check_hyperparameters("RMSNorm", eps)
         self.eps, self.elementwise_affine = eps, elementwise_affine
         _affine_params(self, self.normalized_shape, elementwise_affine, False, device, dtype)
         self.reset_parameters()
@@ -238,6 +252,7 @@ class GroupNorm(Module):
         if num_channels % num_groups:
             raise ValueError(f"num_channels must be divisible by num_groups (got num_channels="
                              f"{num_channels}, num_groups={num_groups})")
+        _check_hyperparameters("GroupNorm", eps)
         self.eps, self.affine = eps, affine
         _affine_params(self, (self.num_channels,), affine, affine, device, dtype)
         self.reset_parameters()
@@ -246,6 +261,7 @@ class GroupNorm(Module):
         _reset_affine(self)
 
     def forward(self, input):  # noqa: A002
+        N.check_tensor("group_norm", input)
         if input.ndim >= 2 and input.shape[1] != self.num_channels:
             raise RuntimeError(f"GroupNorm: expected input with num_channels={self.num_channels} "
                                f"channels (dim 1), got input of shape {tuple(input.shape)}")
@@ -262,6 +278,8 @@ class LocalResponseNorm(Module):
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
         super().__init__()
         self.size = _positive_int("LocalResponseNorm", "size", size)
+        for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+            N.check_real("LocalResponseNorm", name, value)
         self.alpha, self.beta, self.k = alpha, beta, k
 
     def forward(self, input):  # noqa: A002
@@ -293,7 +311,7 @@ class SwitchableNorm2d(_NormBase):
             init.ones_(self.var_weight)
 
     def forward(self, input):  # noqa: A002
-        _check_rank(input, (4,))
+        _check_rank("switchable_norm", input, (4,))
         self._check_channels(input)
         factor = self._momentum_step()
         return N.switchable_norm(input, self.mean_weight, self.var_weight, self.running_mean,
@@ -311,14 +329,14 @@ class _BatchRenorm(_NormBase):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, rmax=3.0, dmax=5.0,
                  device=None, dtype=None):
-        if rmax < 1 or dmax < 0:
+        if not (rmax >= 1 and dmax >= 0):  # written so that nan fails it
             raise ValueError(f"{type(self).__name__}: expected rmax >= 1 and dmax >= 0, got "
                              f"rmax={rmax}, dmax={dmax}")
         super().__init__(num_features, eps, momentum, affine, True, device, dtype)
         self.rmax, self.dmax = float(rmax), float(dmax)
 
     def forward(self, input):  # noqa: A002
-        _check_rank(input, self._ranks)
+        _check_rank("batch_renorm", input, self._ranks)
         self._check_channels(input)
         factor = self._momentum_step()
         return N.batch_renorm(input, self.running_mean, self.running_var, self.weight, self.bias,

@@ -2,10 +2,12 @@
 plus NFNets' unit-wise adaptive gradient clipping.
 
 Each function takes a Tensor or an iterable of Tensors (a generator is fine)
-and ignores those whose `.grad` is None. `foreach` is accepted for PyTorch
+and ignores those whose `.grad` is None. Anything else, and nan or non-numeric
+limits, raise a TypeError or ValueError naming the argument. `foreach` is accepted for PyTorch
 compatibility; every path here is already one pass per gradient.
 """
 import math
+import numbers
 
 from ...tensor import Tensor, tensor
 
@@ -22,8 +24,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     gradient is float64, else float32). With error_if_nonfinite=True a nan or
     inf total norm raises RuntimeError instead of clipping.
     """
-    grads = _grads(parameters)
-    max_norm, norm_type = float(max_norm), float(norm_type)
+    grads = _grads("clip_grad_norm_", parameters)
+    max_norm = _real("clip_grad_norm_", "max_norm", max_norm)
+    norm_type = _norm_type(norm_type)
     if not grads:
         return tensor(0.0)
     total = _norm_of_values([_grad_norm(g, norm_type) for g in grads], norm_type)
@@ -45,8 +48,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 def clip_grad_value_(parameters, clip_value, foreach=None):
     """Clamps every gradient element into [-clip_value, clip_value], in place."""
-    clip_value = float(clip_value)
-    for g in _grads(parameters):
+    clip_value = _real("clip_grad_value_", "clip_value", clip_value)
+    for g in _grads("clip_grad_value_", parameters):
         data = _writable(g)
         g.backend.xp.clip(data, -clip_value, clip_value, out=data)
 
@@ -61,8 +64,9 @@ def clip_grad_adaptive_(parameters, clipping=0.01, eps=1e-3):
     ndim <= 1 (biases, gains, scalars) form a single unit, as in the NFNets
     reference `unitwise_norm`.
     """
-    clipping, eps = float(clipping), float(eps)
-    for p in _as_list(parameters):
+    clipping = _real("clip_grad_adaptive_", "clipping", clipping, non_negative=True)
+    eps = _real("clip_grad_adaptive_", "eps", eps, non_negative=True)
+    for p in _as_list("clip_grad_adaptive_", parameters):
         g = p._grad
         if g is None:
             continue
@@ -76,12 +80,50 @@ def clip_grad_adaptive_(parameters, clipping=0.01, eps=1e-3):
 
 # -- helpers -------------------------------------------------------------------------
 
-def _as_list(parameters):
-    return [parameters] if isinstance(parameters, Tensor) else list(parameters)
+def _as_list(fn, parameters):
+    """The parameters as a list of Tensors (one isinstance per parameter: the
+    list is built anyway)."""
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    try:
+        params = list(parameters)
+    except TypeError:
+        raise TypeError(f"{fn}: parameters must be a Tensor or an iterable of Tensors, got "
+                        f"{type(parameters).__name__}") from None
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{fn}: parameters must be Tensors, got element {i} of type "
+                            f"{type(p).__name__}")
+    return params
 
 
-def _grads(parameters):
-    return [p._grad for p in _as_list(parameters) if p._grad is not None]
+def _grads(fn, parameters):
+    return [p._grad for p in _as_list(fn, parameters) if p._grad is not None]
+
+
+def _real(fn, name, value, non_negative=False):
+    """value as a float: a real number (or a one-element Tensor), not nan, and
+    >= 0 where `non_negative`."""
+    if not isinstance(value, (numbers.Real, Tensor)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__} "
+                        f"({value!r})")
+    value = float(value)
+    if non_negative and not value >= 0:
+        raise ValueError(f"{fn}: {name} must be a number >= 0, got {value}")
+    if math.isnan(value):
+        raise ValueError(f"{fn}: {name} must not be nan")
+    return value
+
+
+def _norm_type(norm_type):
+    """norm_type as a float; the string 'inf' is accepted, as in PyTorch."""
+    if isinstance(norm_type, str):
+        try:
+            norm_type = float(norm_type)
+        except ValueError:
+            raise ValueError("clip_grad_norm_: norm_type must be a real number or 'inf', got "
+                             f"{norm_type!r}") from None
+    return _real("clip_grad_norm_", "norm_type", norm_type)
 
 
 def _grad_norm(g, p):
