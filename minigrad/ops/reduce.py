@@ -86,7 +86,7 @@ class _Extreme(Op):
         if x._data.size == 0 and _reduces_empty_dim(x._data.shape, dims):
             raise RuntimeError(f"{self.fname}: cannot reduce over a dimension of size 0 (input shape "
                                f"{tuple(x.shape)}, dim {dims}): the operation has no identity")
-        out = self.reduce(x._data, axis=dims, keepdims=True)
+        out = getattr(x._data, self.method)(axis=dims, keepdims=True)
         self.out_kd = out
         return out if keepdim else out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in dims))
 
@@ -105,19 +105,11 @@ def _reduces_empty_dim(shape, dims):
 
 
 class Amax(_Extreme):
-    fname = "amax"
-
-    @staticmethod
-    def reduce(a, axis, keepdims):
-        return a.max(axis=axis, keepdims=keepdims)
+    fname, method = "amax", "max"
 
 
 class Amin(_Extreme):
-    fname = "amin"
-
-    @staticmethod
-    def reduce(a, axis, keepdims):
-        return a.min(axis=axis, keepdims=keepdims)
+    fname, method = "amin", "min"
 
 
 class _ExtremeWithIndex(Op):
@@ -129,7 +121,7 @@ class _ExtremeWithIndex(Op):
         if data.shape[dim] == 0:
             raise IndexError(f"{self.fname}: cannot take the {self.fname} over dim {dim} of size 0 "
                              f"(input shape {tuple(data.shape)})")
-        idx = self.argfn(data, axis=dim, keepdims=True)
+        idx = getattr(data, self.method)(axis=dim, keepdims=True)
         xp = self.device.backend.xp
         vals = xp.take_along_axis(data, idx, axis=dim)
         self.shape, self.dim, self.keepdim, self.idx = data.shape, dim, keepdim, idx
@@ -148,19 +140,11 @@ class _ExtremeWithIndex(Op):
 
 
 class MaxWithIndex(_ExtremeWithIndex):
-    fname = "max"
-
-    @staticmethod
-    def argfn(a, axis, keepdims):
-        return a.argmax(axis=axis, keepdims=keepdims)
+    fname, method = "max", "argmax"
 
 
 class MinWithIndex(_ExtremeWithIndex):
-    fname = "min"
-
-    @staticmethod
-    def argfn(a, axis, keepdims):
-        return a.argmin(axis=axis, keepdims=keepdims)
+    fname, method = "min", "argmin"
 
 
 # -- Tensor-level entry points -------------------------------------------------
