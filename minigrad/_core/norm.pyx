@@ -4,12 +4,15 @@ Same functions, arguments and results as minigrad/backend/reference/norm.py
 (without `xp`); the layouts and formulas are documented there. float32 and
 float64 inputs run here; anything else falls back to the reference.
 
-Accuracy: every sum runs in float64. The forward statistics take one pass
+Accuracy: batch-norm sums run in float64; group-norm rows (the C functions
+mg_gn_*) sum in lanes of the input's type over short blocks (a few terms per
+lane), each block added in float64. The forward statistics take one pass
 over the data, summing x - shift and (x - shift)^2 with the shift set to the
 first element of each reduction set: being one of the data, the shift lies
 a few std from the mean, so the variance does not cancel even when the mean
-is large against the std. Outputs are computed as (x - mean) * a + b in
-float64 and rounded once.
+is large against the std. Outputs are computed from x - shift (exact for
+nearby values) minus mean - shift, so a large mean is never rounded into
+them: batch norm in float64 rounded once, group norm in the input's type.
 
 Memory traffic: forward reads x twice and writes y once per reduction set,
 backward reads (dy, x) twice and writes dx once; batch norm works block by
@@ -29,14 +32,162 @@ __all__ = list(_ref.__all__)
 
 cdef extern from *:
     """
+    #include "vecmath.h"
     #ifdef _OPENMP
     #include <omp.h>
     static int minigrad_norm_max_threads(void) { return omp_get_max_threads(); }
     #else
     static int minigrad_norm_max_threads(void) { return 1; }
     #endif
+
+    /* Group-norm rows in C, compiled per ISA (MG_CLONES) and for the input's
+       own type T: sums take MG_NL independent lanes of T over blocks of
+       MG_NB elements (a few terms per lane), each block folded and added in
+       double; elementwise work runs in T on data shifted by the row's first
+       element, so that a large mean never meets a rounding. */
+    #define MG_NL 32
+    #define MG_NB 512
+    /* Blocked sums over i in [0, n): t1 = sum(EA), t2 = sum(EQ), with element
+       index k. MG_NL lanes of T per sum over blocks of MG_NB elements, each
+       block folded by a tree in T and added in double. */
+    #define MG_SUM2_T(T, SFX, n, t1, t2, PRE, EA, EQ) do { \\
+        double t1_ = 0.0, t2_ = 0.0; \\
+        for (Py_ssize_t b_ = 0; b_ < (n); b_ += MG_NB) { \\
+            Py_ssize_t e_ = (n) - b_ < MG_NB ? (n) : b_ + MG_NB, i_ = b_; \\
+            T a_[MG_NL], q_[MG_NL]; \\
+            for (int j = 0; j < MG_NL; j++) { a_[j] = 0; q_[j] = 0; } \\
+            for (; i_ + MG_NL <= e_; i_ += MG_NL) \\
+                for (int j = 0; j < MG_NL; j++) { \\
+                    Py_ssize_t k = i_ + j; PRE; a_[j] += (EA); q_[j] += (EQ); \\
+                } \\
+            for (; i_ < e_; i_++) { Py_ssize_t k = i_; PRE; t1_ += (EA); t2_ += (EQ); } \\
+            t1_ += mg_fold_##SFX(a_); t2_ += mg_fold_##SFX(q_); \\
+        } \\
+        t1 = t1_; t2 = t2_; \\
+    } while (0)
+
+    #define MG_DEFINE_NORM(SFX, T) \\
+    MG_INLINE double mg_fold_##SFX(T *a) { \\
+        for (int w = MG_NL / 2; w > 0; w /= 2) \\
+            for (int j = 0; j < w; j++) a[j] += a[j + w]; \\
+        return a[0]; \\
+    } \\
+    /* One (n, g) row of K members of S elements: statistics, then \\
+       y = (x - mean) * rstd * w[k] + b[k], computed as ((x - shift) - d) ... \\
+       with d = mean - shift, so that a large mean never meets a rounding. */ \\
+    MG_CLONES static void mg_gn_forward_row_##SFX(const T *restrict x, T *restrict y, \\
+            Py_ssize_t K, Py_ssize_t S, const T *restrict w, const T *restrict b, \\
+            double eps, int center, double *mean, double *rstd) { \\
+        const Py_ssize_t n = K * S; \\
+        const T shift = center ? x[0] : (T)0; \\
+        double s1, s2, var, mu, r; \\
+        MG_SUM2_T(T, SFX, n, s1, s2, T v = x[k] - shift, v, v * v); \\
+        if (center) { \\
+            double d = s1 / n; \\
+            mu = shift + d; \\
+            var = s2 / n - d * d; \\
+            var = var > 0.0 ? var : 0.0; \\
+        } else { \\
+            mu = 0.0; \\
+            var = s2 / n; \\
+        } \\
+        r = 1.0 / sqrt(var + eps); \\
+        *mean = mu; \\
+        *rstd = r; \\
+        const T d_t = (T)(mu - (double)shift), r_t = (T)r; \\
+        if (S == 1) { \\
+            for (Py_ssize_t k = 0; k < K; k++) \\
+                y[k] = (((x[k] - shift) - d_t) * r_t) * w[k] + b[k]; \\
+        } else { \\
+            for (Py_ssize_t k = 0; k < K; k++) { \\
+                const T a = (T)(r * (double)w[k]), c = b[k]; \\
+                const T *restrict xk = x + k * S; \\
+                T *restrict yk = y + k * S; \\
+                for (Py_ssize_t s = 0; s < S; s++) \\
+                    yk[s] = ((xk[s] - shift) - d_t) * a + c; \\
+            } \\
+        } \\
+    } \\
+    /* Backward of rows row0..row1-1 of (N * G) rows: dx, and their share of \\
+       dweight/dbias added into dw/db (G * K doubles each). With S == 1 the \\
+       per-element shares go through T partials in sc (2 * G * K) first, flushed \\
+       at the end, so the caller keeps blocks short (a few rows per (g, k)). */ \\
+    MG_CLONES static void mg_gn_backward_rows_##SFX(const T *restrict dy, \\
+            const T *restrict x, T *restrict dx, Py_ssize_t row0, Py_ssize_t row1, \\
+            Py_ssize_t G, Py_ssize_t K, Py_ssize_t S, const T *restrict wt, \\
+            const double *mean, const double *rstd, int center, \\
+            double *dw, double *db, T *restrict sc) { \\
+        const Py_ssize_t n = K * S; \\
+        T *restrict fdw = sc, *restrict fdb = sc + G * K; \\
+        if (S == 1) \\
+            for (Py_ssize_t i = 0; i < 2 * G * K; i++) sc[i] = 0; \\
+        for (Py_ssize_t row = row0; row < row1; row++) { \\
+            const Py_ssize_t g = row % G; \\
+            const T *restrict xr = x + row * n, *restrict gr = dy + row * n; \\
+            T *restrict dr = dx + row * n; \\
+            const T *restrict w = wt + g * K; \\
+            const double mu = center ? mean[row] : 0.0, r = rstd[row]; \\
+            const T shift = center ? xr[0] : (T)0; \\
+            const T d_t = (T)(mu - (double)shift), r_t = (T)r; \\
+            double s1, s2; \\
+            if (S == 1) { \\
+                T *restrict pw = fdw + g * K, *restrict pb = fdb + g * K; \\
+                MG_SUM2_T(T, SFX, K, s1, s2, \\
+                          T xc = (xr[k] - shift) - d_t; T gk = gr[k]; T wg = w[k] * gk; \\
+                          pw[k] += (gk * xc) * r_t; pb[k] += gk, \\
+                          wg, wg * xc); \\
+            } else { \\
+                s1 = 0.0; s2 = 0.0; \\
+                for (Py_ssize_t m = 0; m < K; m++) { \\
+                    const T *restrict xk = xr + m * S, *restrict gk = gr + m * S; \\
+                    double sdy, sdx; \\
+                    MG_SUM2_T(T, SFX, S, sdy, sdx, T xc = (xk[k] - shift) - d_t, \\
+                              gk[k], gk[k] * xc); \\
+                    dw[g * K + m] += sdx * r; \\
+                    db[g * K + m] += sdy; \\
+                    s1 += (double)w[m] * sdy; \\
+                    s2 += (double)w[m] * sdx; \\
+                } \\
+            } \\
+            /* dx = r * (dy' - mean(dy') - xhat * mean(dy' * xhat)), dy' = dy * w */ \\
+            const T off = (T)(center ? -r * s1 / n : 0.0); \\
+            const T slope = (T)(-r * r * r * s2 / n); \\
+            if (S == 1) { \\
+                for (Py_ssize_t k = 0; k < K; k++) \\
+                    dr[k] = (r_t * w[k]) * gr[k] + (slope * ((xr[k] - shift) - d_t) + off); \\
+            } else { \\
+                for (Py_ssize_t m = 0; m < K; m++) { \\
+                    const T a = (T)(r * (double)w[m]); \\
+                    const T *restrict xk = xr + m * S, *restrict gk = gr + m * S; \\
+                    T *restrict dk = dr + m * S; \\
+                    for (Py_ssize_t s = 0; s < S; s++) \\
+                        dk[s] = a * gk[s] + (slope * ((xk[s] - shift) - d_t) + off); \\
+                } \\
+            } \\
+        } \\
+        if (S == 1) \\
+            for (Py_ssize_t i = 0; i < G * K; i++) { dw[i] += fdw[i]; db[i] += fdb[i]; } \\
+    }
+    MG_DEFINE_NORM(f32, float)
+    MG_DEFINE_NORM(f64, double)
     """
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
+    void mg_gn_forward_row_f32(const float* x, float* y, Py_ssize_t K, Py_ssize_t S,
+                               const float* w, const float* b, double eps, int center,
+                               double* mean, double* rstd) noexcept nogil
+    void mg_gn_forward_row_f64(const double* x, double* y, Py_ssize_t K, Py_ssize_t S,
+                               const double* w, const double* b, double eps, int center,
+                               double* mean, double* rstd) noexcept nogil
+    void mg_gn_backward_rows_f32(const float* dy, const float* x, float* dx,
+                                 Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t G,
+                                 Py_ssize_t K, Py_ssize_t S, const float* w,
+                                 const double* mean, const double* rstd, int center,
+                                 double* dw, double* db, float* sc) noexcept nogil
+    void mg_gn_backward_rows_f64(const double* dy, const double* x, double* dx,
+                                 Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t G,
+                                 Py_ssize_t K, Py_ssize_t S, const double* w,
+                                 const double* mean, const double* rstd, int center,
+                                 double* dw, double* db, double* sc) noexcept nogil
 
 # Below this many elements a kernel runs on one thread (thread start-up
 # would cost more than it saves).
@@ -136,31 +287,6 @@ cdef inline void row_grad(const floating* dy, const floating* x, floating* dx,
     cdef Py_ssize_t i
     for i in range(n):
         dx[i] = <floating>(a * dy[i] + off + slope * (x[i] - m))
-
-
-cdef inline void pair_sums(const double* u, const double* t, Py_ssize_t n,
-                           double* su, double* st) noexcept nogil:
-    """su = sum(u), st = sum(t)."""
-    cdef double a[LANES]
-    cdef double q[LANES]
-    cdef double sa, sq
-    cdef Py_ssize_t i = 0, j
-    for j in range(LANES):
-        a[j] = 0.0
-        q[j] = 0.0
-    while i + LANES <= n:
-        for j in range(LANES):
-            a[j] += u[i + j]
-            q[j] += t[i + j]
-        i += LANES
-    sa = lane_total(a)
-    sq = lane_total(q)
-    while i < n:
-        sa += u[i]
-        sq += t[i]
-        i += 1
-    su[0] = sa
-    st[0] = sq
 
 
 # Segment rows (batch norm): K consecutive segments of S elements with
@@ -354,99 +480,51 @@ def _bn_backward_kernel(const floating[:, :, ::1] dy, const floating[:, :, ::1] 
 # ---------------------------------------------------------------- group norm
 # One (n, g) row: K members of S elements each, one mean/rstd for the row and
 # per-member weight/bias (K = 1, S = K * S when there are none: the row is
-# then one run with constant coefficients). S == 1 (LayerNorm, RMSNorm) gets
-# its own loops, which vectorize across members. In the backward each thread
-# owns a slice of `scratch` and of the partial parameter sums, by thread id.
-
-cdef void gn_forward_row(const floating* x, floating* y, Py_ssize_t K,
-                         Py_ssize_t S, const double* w, const double* b,
-                         double eps, bint center, double* mean,
-                         double* rstd) noexcept nogil:
-    """Statistics of one row, then y = (x - mean) * rstd * w[k] + b[k]."""
-    cdef Py_ssize_t k
-    cdef double shift = x[0] if center else 0.0
-    cdef double s1 = 0.0, s2 = 0.0, mu, r
-    row_moments(x, K * S, shift, &s1, &s2)
-    r = 1.0 / sqrt(stats_from_moments(s1, s2, shift, K * S, center, &mu) + eps)
-    mean[0] = mu
-    rstd[0] = r
-    if S == 1:
-        for k in range(K):
-            y[k] = <floating>((x[k] - mu) * (r * w[k]) + b[k])
-    else:
-        for k in range(K):
-            row_affine(x + k * S, y + k * S, S, mu, r * w[k], b[k])
-
-
-cdef inline void member_sums(double sdy, double sdx, double w, double r,
-                             double* dw, double* db, double* u,
-                             double* t) noexcept nogil:
-    """Book one member's sums of dy and dy * (x - mu): its dweight/dbias
-    share, and its weighted terms of the row sums."""
-    dw[0] += sdx * r
-    db[0] += sdy
-    u[0] = w * sdy
-    t[0] = w * sdx
-
-
-cdef void gn_backward_row(const floating* dy, const floating* x, floating* dx,
-                          Py_ssize_t K, Py_ssize_t S, const double* w,
-                          double mu, double r, bint center, double* dw,
-                          double* db, double* scratch) noexcept nogil:
-    """dx of one row, adding its share of dweight/dbias into dw/db;
-    scratch holds 2 * K doubles."""
-    cdef Py_ssize_t k, count = K * S
-    cdef double* u = scratch       # per member: w * sum(dy)
-    cdef double* t = scratch + K   # per member: w * sum(dy * (x - mu))
-    cdef double sdy = 0.0, sdx = 0.0, s1, s2, off, slope
-    if S == 1:
-        for k in range(K):
-            member_sums(dy[k], dy[k] * (x[k] - mu), w[k], r, dw + k, db + k, u + k, t + k)
-    else:
-        for k in range(K):
-            sdy = 0.0
-            sdx = 0.0
-            row_dot(dy + k * S, x + k * S, S, mu, &sdy, &sdx)
-            member_sums(sdy, sdx, w[k], r, dw + k, db + k, u + k, t + k)
-    # with dy' = dy * w: s1 = sum(dy'), s2 = sum(dy' * (x - mu)), and
-    # dx = r * (dy' - mean(dy') - xhat * mean(dy' * xhat)), xhat = (x - mu) * r
-    pair_sums(u, t, K, &s1, &s2)
-    off = -r * s1 / count if center else 0.0
-    slope = -r * r * r * s2 / count
-    if S == 1:
-        for k in range(K):
-            dx[k] = <floating>((r * w[k]) * dy[k] + off + slope * (x[k] - mu))
-    else:
-        for k in range(K):
-            row_grad(dy + k * S, x + k * S, dx + k * S, S, mu, r * w[k], off, slope)
-
+# then one run with constant coefficients); the row loops are the C functions
+# mg_gn_* above. The backward walks blocks of `rb` rows; each thread owns a
+# slice of `scratch` and of the partial parameter sums, by thread id.
 
 def _gn_forward_kernel(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] y,
-                       const double[:, ::1] w, const double[:, ::1] b, double eps,
+                       const floating[:, ::1] w, const floating[:, ::1] b, double eps,
                        bint center, double[:, ::1] mean, double[:, ::1] rstd, int nt):
     cdef Py_ssize_t G = x.shape[1], K = x.shape[2], S = x.shape[3], row, n, g
     for row in prange(x.shape[0] * G, nogil=True, num_threads=nt, schedule='static'):
         n = row // G
         g = row % G
-        gn_forward_row(&x[n, g, 0, 0], &y[n, g, 0, 0], K, S, &w[g, 0], &b[g, 0],
-                       eps, center, &mean[n, g], &rstd[n, g])
+        if floating is float:
+            mg_gn_forward_row_f32(&x[n, g, 0, 0], &y[n, g, 0, 0], K, S, &w[g, 0],
+                                  &b[g, 0], eps, center, &mean[n, g], &rstd[n, g])
+        else:
+            mg_gn_forward_row_f64(&x[n, g, 0, 0], &y[n, g, 0, 0], K, S, &w[g, 0],
+                                  &b[g, 0], eps, center, &mean[n, g], &rstd[n, g])
 
 
 def _gn_backward_kernel(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
-                        floating[:, :, :, ::1] dx, const double[:, ::1] w,
+                        floating[:, :, :, ::1] dx, const floating[:, ::1] w,
                         const double[:, ::1] mean, const double[:, ::1] rstd,
                         bint center, double[:, :, ::1] partial,
-                        double[:, ::1] scratch, int nt):
-    cdef Py_ssize_t G = x.shape[1], K = x.shape[2], S = x.shape[3], row, n, g
+                        floating[:, ::1] scratch, Py_ssize_t rb, int nt):
+    cdef Py_ssize_t G = x.shape[1], K = x.shape[2], S = x.shape[3]
+    cdef Py_ssize_t rows = x.shape[0] * G, blk, r0, r1
+    cdef const floating* pdy = &dy[0, 0, 0, 0]
+    cdef const floating* px = &x[0, 0, 0, 0]
+    cdef floating* pdx = &dx[0, 0, 0, 0]
+    cdef const floating* pw = &w[0, 0]
+    cdef const double* pm = &mean[0, 0]
+    cdef const double* pr = &rstd[0, 0]
     cdef int tid
-    for row in prange(x.shape[0] * G, nogil=True, num_threads=nt, schedule='static'):
-        n = row // G
-        g = row % G
+    for blk in prange((rows + rb - 1) // rb, nogil=True, num_threads=nt, schedule='static'):
         tid = threadid()
-        gn_backward_row(&dy[n, g, 0, 0], &x[n, g, 0, 0], &dx[n, g, 0, 0], K, S,
-                        &w[g, 0], mean[n, g], rstd[n, g], center,
-                        &partial[tid, 0, g * K], &partial[tid, 1, g * K],
-                        &scratch[tid, 0])
+        r0 = blk * rb
+        r1 = min(rows, r0 + rb)
+        if floating is float:
+            mg_gn_backward_rows_f32(pdy, px, pdx, r0, r1, G, K, S, pw, pm, pr, center,
+                                    &partial[tid, 0, 0], &partial[tid, 1, 0],
+                                    &scratch[tid, 0])
+        else:
+            mg_gn_backward_rows_f64(pdy, px, pdx, r0, r1, G, K, S, pw, pm, pr, center,
+                                    &partial[tid, 0, 0], &partial[tid, 1, 0],
+                                    &scratch[tid, 0])
 
 
 # ---------------------------------------------------------------- entry points
@@ -513,11 +591,11 @@ def batch_norm_backward(dy, x, mean, rstd, weight, batch_stats):
     return dx, dweight.astype(weight.dtype), tab[T_SUM1].astype(weight.dtype)
 
 
-def _member_table(values, G, K, fill):
-    """Per-(g, k) float64 coefficients (G, K); `fill` everywhere when None."""
+def _member_table(values, G, K, fill, dtype):
+    """Per-(g, k) coefficients (G, K) of `dtype`; `fill` everywhere when None."""
     if values is None:
-        return np.full((G, K), fill)
-    return np.ascontiguousarray(np.asarray(values, dtype=np.float64).reshape(G, K))
+        return np.full((G, K), fill, dtype=dtype)
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype).reshape(G, K))
 
 
 def _segments(x, per_member):
@@ -539,7 +617,8 @@ def group_norm_forward(x, weight, bias, eps, subtract_mean):
     rstd = np.empty((N, G))
     nt = _threads(x.size, N * G)
     _gn_forward_kernel(_segments(x, per_member), _segments(y, per_member),
-                       _member_table(weight, G, K, 1.0), _member_table(bias, G, K, 0.0),
+                       _member_table(weight, G, K, 1.0, x.dtype),
+                       _member_table(bias, G, K, 0.0, x.dtype),
                        float(eps), bool(subtract_mean), mean, rstd, nt)
     mean = mean.astype(x.dtype) if subtract_mean else None
     return y, mean, rstd.astype(x.dtype)
@@ -556,14 +635,17 @@ def group_norm_backward(dy, x, mean, rstd, weight, subtract_mean):
     N, G, K, S = _segments(x, per_member).shape
     mean = np.asarray(mean, dtype=np.float64) if subtract_mean else np.zeros((N, G))
     nt = _threads(x.size, N * G)
+    # rows per block: with S == 1 the dweight/dbias shares gather in x's type
+    # over a block, a few rows per (g, k), before they are added in float64
+    rb = 16 * G if S == 1 else 1
     # per-thread partial sums of dweight (index 0) and dbias (index 1)
     partial = np.zeros((nt, 2, G * K))
     _gn_backward_kernel(_segments(dy, per_member), _segments(x, per_member),
-                        _segments(dx, per_member), _member_table(weight, G, K, 1.0),
+                        _segments(dx, per_member), _member_table(weight, G, K, 1.0, x.dtype),
                         np.ascontiguousarray(mean.reshape(N, G)),
                         np.ascontiguousarray(np.asarray(rstd, dtype=np.float64).reshape(N, G)),
                         bool(subtract_mean), partial,
-                        np.empty((nt, 2 * K)), nt)
+                        np.empty((nt, 2 * G * K), dtype=x.dtype), rb, nt)
     if weight is None:
         return dx, None, None
     dweight, dbias = partial.sum(axis=0).reshape(2, G, K)
