@@ -366,9 +366,12 @@ _load_constants()
 # Elements per chunk handed to a thread, and the sizes below which threads
 # cost more than they save: the light kinds are bound by memory and need
 # far more elements than the kinds built on exp.
+cdef extern from "parallel.h":
+    Py_ssize_t MG_PARALLEL_MIN
+
 cdef Py_ssize_t CHUNK = 1 << 14
-cdef Py_ssize_t PARALLEL_MIN = 1 << 15
-cdef Py_ssize_t PARALLEL_MIN_LIGHT = 1 << 18
+cdef Py_ssize_t PARALLEL_MIN = MG_PARALLEL_MIN  # see parallel.h
+cdef Py_ssize_t PARALLEL_MIN_LIGHT = 8 * MG_PARALLEL_MIN  # memory-bound kinds
 _LIGHT_FORWARD = frozenset([MG_RELU, MG_LEAKY_RELU, MG_HARDTANH])
 _LIGHT_BACKWARD = frozenset([MG_RELU, MG_LEAKY_RELU, MG_HARDTANH, MG_SIGMOID, MG_TANH])
 

@@ -96,8 +96,11 @@ ctypedef fused floating:
 
 # Logits per chunk of rows handed to a thread, and the size below which
 # threads cost more than they save.
+cdef extern from "parallel.h":
+    Py_ssize_t MG_PARALLEL_MIN
+
 cdef Py_ssize_t CHUNK = 1 << 14
-cdef Py_ssize_t PARALLEL_MIN = 1 << 15
+cdef Py_ssize_t PARALLEL_MIN = MG_PARALLEL_MIN  # see parallel.h
 
 
 # ------------------------------------------------------------- row loops

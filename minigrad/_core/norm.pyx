@@ -33,12 +33,9 @@ __all__ = list(_ref.__all__)
 cdef extern from *:
     """
     #include "vecmath.h"
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int minigrad_norm_max_threads(void) { return omp_get_max_threads(); }
-    #else
-    static int minigrad_norm_max_threads(void) { return 1; }
-    #endif
+    #include "parallel.h"
+    static int minigrad_norm_max_threads(void) { return mg_max_threads(); }
+    static Py_ssize_t minigrad_norm_parallel_min(void) { return MG_PARALLEL_MIN; }
 
     /* Group-norm rows in C, compiled per ISA (MG_CLONES) and for the input's
        own type T: sums take MG_NL independent lanes of T over blocks of
@@ -172,6 +169,7 @@ cdef extern from *:
     MG_DEFINE_NORM(f64, double)
     """
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
+    Py_ssize_t minigrad_norm_parallel_min() noexcept nogil
     void mg_gn_forward_row_f32(const float* x, float* y, Py_ssize_t K, Py_ssize_t S,
                                const float* w, const float* b, double eps, int center,
                                double* mean, double* rstd) noexcept nogil
@@ -191,7 +189,7 @@ cdef extern from *:
 
 # Below this many elements a kernel runs on one thread (thread start-up
 # would cost more than it saves).
-cdef Py_ssize_t PARALLEL_MIN = 1 << 15
+cdef Py_ssize_t PARALLEL_MIN = minigrad_norm_parallel_min()  # see parallel.h
 # A batch-norm block of channels spans at least this many elements of each
 # sample (as far as C and the thread count allow), so that small S (S == 1
 # for BatchNorm1d) still gives long contiguous runs.

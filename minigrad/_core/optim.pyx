@@ -18,28 +18,20 @@ from minigrad.backend.reference.optim import adagrad_lr, adam_scalars
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #include <omp.h>
-    static int minigrad_optim_max_threads(void) { return omp_get_max_threads(); }
-    #else
-    static int minigrad_optim_max_threads(void) { return 1; }
-    #endif
-    """
-    int minigrad_optim_max_threads() noexcept nogil
+cdef extern from "parallel.h":
+    Py_ssize_t MG_PARALLEL_MIN
+    int mg_max_threads() noexcept nogil
 
 ctypedef fused floating:
     float
     double
 
-# Below this many elements one thread does the work: starting the others costs
-# more than the memory traffic they would share.
-cdef Py_ssize_t PARALLEL_MIN = 1 << 16
+# Below this many elements one thread does the work (see parallel.h).
+cdef Py_ssize_t PARALLEL_MIN = 2 * MG_PARALLEL_MIN
 
 
 cdef inline int _threads(Py_ssize_t n) noexcept nogil:
-    return 1 if n < PARALLEL_MIN else minigrad_optim_max_threads()
+    return 1 if n < PARALLEL_MIN else mg_max_threads()
 
 
 # ---------------------------------------------------------------- argument checks
