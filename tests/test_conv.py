@@ -104,8 +104,23 @@ def make_operands(seed, dtype=np.float64, bias=True, requires_grad=True):
 CONFIGS = range(40)
 
 
+@pytest.fixture(params=["per_sample", "one_product", "one_product_one_thread"])
+def products(request, monkeypatch):
+    """Each way the op can multiply weights and columns: per-sample products
+    of strided views, one product over the merged batch, or (on one thread)
+    one product for the weight gradient only."""
+    from minigrad.ops import conv as conv_op
+    if request.param != "per_sample":
+        monkeypatch.setattr(conv_op, "_PER_SAMPLE_ROWS", 0)
+        threads = 1 if request.param.endswith("one_thread") else 2
+        monkeypatch.setattr(conv_op, "get_num_threads", lambda: threads)
+    else:
+        monkeypatch.setattr(conv_op, "_PER_SAMPLE_ROWS", 1 << 30)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", CONFIGS)
-def test_forward_and_gradients_match_direct_loops(seed):
+def test_forward_and_gradients_match_direct_loops(seed, products):
     x, w, b, kw = make_operands(seed, bias=seed % 4 != 1)
     X, W = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
     B = mg.tensor(b, requires_grad=True) if b is not None else None

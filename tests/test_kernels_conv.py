@@ -277,6 +277,27 @@ def test_adaptive_backward_matches_finite_differences(shape, out):
 
 # ---------------------------------------------------------------- compiled vs reference
 
+def merged(cols):
+    """(N, R, L) columns in the merged layout (R, N*L) of im2col(..., merged=True)."""
+    n, r, length = cols.shape
+    return np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(r, n * length)
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("kernels", ["reference", "compiled"])
+def test_merged_layout_joins_the_batch_into_the_columns(seed, kernels):
+    im2col, col2im = ((lambda *a, **k: ref.im2col(np, *a, **k)), (lambda *a, **k: ref.col2im(np, *a, **k))) \
+        if kernels == "reference" else (core.im2col, core.col2im)
+    g = random_geometry(300 + seed)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]))
+    want = naive_im2col(x, *window_args(g))
+    np.testing.assert_array_equal(im2col(x, *window_args(g), merged=True), merged(want))
+    cols = rand(rng, want.shape)
+    np.testing.assert_allclose(col2im(merged(cols), g["H"], g["W"], *window_args(g), merged=True),
+                               ref.col2im(np, cols, g["H"], g["W"], *window_args(g)), **TOL[np.float64])
+
+
 DTYPES = [np.float32, np.float64]
 
 
@@ -298,6 +319,21 @@ def test_compiled_im2col_col2im(dtype, seed):
     for xv, cv in zip(layouts(x), layouts(cols[..., None])):
         np.testing.assert_array_equal(core.im2col(xv, *window_args(g)), want)
         assert_same(core.col2im(cv[..., 0], g["H"], g["W"], *window_args(g)), want_dx, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", range(12))
+def test_compiled_merged_im2col_col2im(dtype, seed):
+    g = random_geometry(750 + seed)
+    rng = np.random.default_rng(seed)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]), dtype)
+    want = ref.im2col(np, x, *window_args(g), merged=True)
+    cols = rand(rng, want.shape, dtype)
+    want_dx = ref.col2im(np, cols, g["H"], g["W"], *window_args(g), merged=True)
+    for xv in layouts(x):
+        np.testing.assert_array_equal(core.im2col(xv, *window_args(g), merged=True), want)
+    for cv in (cols, np.asfortranarray(cols), cols[:, ::-1][:, ::-1]):
+        assert_same(core.col2im(cv, g["H"], g["W"], *window_args(g), merged=True), want_dx, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -386,6 +422,10 @@ def test_compiled_large_batch_uses_threads_consistently():
     np.testing.assert_array_equal(core.im2col(x, *args), ref.im2col(np, x, *args))
     cols = rand(rng, (8, 16 * 9, 400), np.float32)
     assert_same(core.col2im(cols, 20, 20, *args), ref.col2im(np, cols, 20, 20, *args), np.float32)
+    np.testing.assert_array_equal(core.im2col(x, *args, merged=True), ref.im2col(np, x, *args, merged=True))
+    cols = cols.reshape(16 * 9, 8 * 400)
+    assert_same(core.col2im(cols, 20, 20, *args, merged=True),
+                ref.col2im(np, cols, 20, 20, *args, merged=True), np.float32)
     y, idx = core.max_pool2d_forward(x, *args)
     ry, ridx = ref.max_pool2d_forward(np, x, *args)
     np.testing.assert_array_equal(idx, ridx)

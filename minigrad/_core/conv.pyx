@@ -94,9 +94,11 @@ cdef inline void _scatter_row(real* dst, const real* src, Py_ssize_t n, Py_ssize
             dst[t * step] += src[t]
 
 
-cdef void _unfold_plane(real* img, real* cols, Axis r, Axis c, bint scatter) noexcept nogil:
-    """im2col of one (H, W) plane into its (kh*kw, oh*ow) block of columns;
-    with `scatter`, the adjoint: add the block into the (zeroed) plane."""
+cdef void _unfold_plane(real* img, real* cols, Py_ssize_t kstride, Axis r, Axis c,
+                        bint scatter) noexcept nogil:
+    """im2col of one (H, W) plane into its kh*kw rows of oh*ow columns, row
+    k starting at cols + k*kstride; with `scatter`, the adjoint: add the
+    rows into the (zeroed) plane."""
     cdef Py_ssize_t i, j, oy, h, lo, hi, w0
     cdef real* row
     cdef real* pix
@@ -106,7 +108,7 @@ cdef void _unfold_plane(real* img, real* cols, Axis r, Axis c, bint scatter) noe
             w0 = j * c.d - c.p
             _inside(w0, c.s, c.size, c.n_out, &lo, &hi)
             for oy in range(r.n_out):
-                row = cols + ((i * c.k + j) * r.n_out + oy) * c.n_out
+                row = cols + (i * c.k + j) * kstride + oy * c.n_out
                 h = oy * r.s - r.p + i * r.d
                 if h < 0 or h >= r.size:
                     if not scatter:
@@ -121,19 +123,44 @@ cdef void _unfold_plane(real* img, real* cols, Axis r, Axis c, bint scatter) noe
                     memset(row + hi, 0, (c.n_out - hi) * sizeof(real))
 
 
-def _im2col_run(const real[:, :, ::1] x, real[:, :, ::1] cols, Axis r, Axis c):
-    cdef Py_ssize_t p
-    cdef int nt = _threads(cols.shape[0] * cols.shape[1] * cols.shape[2])
-    for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
-        _unfold_plane(<real*>&x[p, 0, 0], &cols[p, 0, 0], r, c, False)
+cdef inline Py_ssize_t _plane(Py_ssize_t q, Py_ssize_t n, Py_ssize_t c, bint merged) noexcept nogil:
+    """Plane visited at step q. Merged columns are channel-major, so the
+    walk goes sample by sample within a channel to write them in order."""
+    return (q % n) * c + q // n if merged else q
 
 
-def _col2im_run(const real[:, :, ::1] cols, real[:, :, ::1] dx, Axis r, Axis c):
-    cdef Py_ssize_t p
-    cdef int nt = _threads(cols.shape[0] * cols.shape[1] * cols.shape[2])
-    for p in prange(dx.shape[0], nogil=True, schedule="static", num_threads=nt):
+cdef inline Py_ssize_t _block(Py_ssize_t p, Py_ssize_t n, Py_ssize_t c, Py_ssize_t kk,
+                              Py_ssize_t length, bint merged) noexcept nogil:
+    """Offset of plane p's first column row: (n, c*kk, length) layout, or
+    merged (c*kk, n*length) where plane p = (sample p // c, channel p % c)."""
+    if merged:
+        return ((p % c) * kk * n + p // c) * length
+    return p * kk * length
+
+
+def _im2col_run(const real[:, :, ::1] x, real[::1] cols, Py_ssize_t n, Axis r, Axis c,
+                bint merged):
+    cdef Py_ssize_t q, p, kk = r.k * c.k, length = r.n_out * c.n_out
+    cdef Py_ssize_t channels = x.shape[0] // n
+    cdef Py_ssize_t kstride = n * length if merged else length
+    cdef int nt = _threads(cols.shape[0])
+    for q in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
+        p = _plane(q, n, channels, merged)
+        _unfold_plane(<real*>&x[p, 0, 0], &cols[_block(p, n, channels, kk, length, merged)],
+                      kstride, r, c, False)
+
+
+def _col2im_run(const real[::1] cols, real[:, :, ::1] dx, Py_ssize_t n, Axis r, Axis c,
+                bint merged):
+    cdef Py_ssize_t q, p, kk = r.k * c.k, length = r.n_out * c.n_out
+    cdef Py_ssize_t channels = dx.shape[0] // n
+    cdef Py_ssize_t kstride = n * length if merged else length
+    cdef int nt = _threads(cols.shape[0])
+    for q in prange(dx.shape[0], nogil=True, schedule="static", num_threads=nt):
+        p = _plane(q, n, channels, merged)
         memset(&dx[p, 0, 0], 0, r.size * c.size * sizeof(real))
-        _unfold_plane(&dx[p, 0, 0], <real*>&cols[p, 0, 0], r, c, True)
+        _unfold_plane(&dx[p, 0, 0], <real*>&cols[_block(p, n, channels, kk, length, merged)],
+                      kstride, r, c, True)
 
 
 # ---------------------------------------------------------------- max pooling
@@ -335,25 +362,31 @@ def _empty_like_planes(n, c, h, w, dtype):
     return out, out.reshape(n * c, h, w)
 
 
-def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow); see the reference."""
-    if not (_compiled_for(x) and oh > 0 and ow > 0):
-        return _ref.im2col(np, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
+    """x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow), or (C*kh*kw, N*oh*ow)
+    when merged; see the reference."""
     n, c, h, w = x.shape
-    cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-    _im2col_run(_planes(x, h, w), cols.reshape(n * c, kh * kw, oh * ow),
-                _axis(h, kh, sh, ph, dh, oh), _axis(w, kw, sw, pw, dw, ow))
+    if not (_compiled_for(x) and oh > 0 and ow > 0 and n * c > 0):
+        return _ref.im2col(np, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged)
+    shape = (c * kh * kw, n * oh * ow) if merged else (n, c * kh * kw, oh * ow)
+    cols = np.empty(shape, dtype=x.dtype)
+    _im2col_run(_planes(x, h, w), cols.reshape(-1), n,
+                _axis(h, kh, sh, ph, dh, oh), _axis(w, kw, sw, pw, dw, ow), merged)
     return cols
 
 
-def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """cols (N, C*kh*kw, oh*ow) -> dx (N, C, H, W), the adjoint of im2col."""
-    if not (_compiled_for(cols) and H > 0 and W > 0):
-        return _ref.col2im(np, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-    n, c = cols.shape[0], cols.shape[1] // (kh * kw)
+def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
+    """cols (N, C*kh*kw, oh*ow), or (C*kh*kw, N*oh*ow) when merged -> dx
+    (N, C, H, W), the adjoint of im2col."""
+    if not (_compiled_for(cols) and H > 0 and W > 0 and oh > 0 and ow > 0 and cols.size):
+        return _ref.col2im(np, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged)
+    if merged:
+        n, c = cols.shape[1] // (oh * ow), cols.shape[0] // (kh * kw)
+    else:
+        n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     dx, dx_planes = _empty_like_planes(n, c, H, W, cols.dtype)
-    cols3 = np.ascontiguousarray(cols).reshape(n * c, kh * kw, oh * ow)
-    _col2im_run(cols3, dx_planes, _axis(H, kh, sh, ph, dh, oh), _axis(W, kw, sw, pw, dw, ow))
+    _col2im_run(np.ascontiguousarray(cols).reshape(-1), dx_planes, n,
+                _axis(H, kh, sh, ph, dh, oh), _axis(W, kw, sw, pw, dw, ow), merged)
     return dx
 
 

@@ -1,9 +1,17 @@
 """2-d convolution (cross-correlation, as in PyTorch) as one fused op.
 
-Forward unfolds the input into columns with the backend's im2col,
-cols (N, C*kh*kw, L) with L = oh*ow, and multiplies by the weight: one
-matmul call, batched over samples and groups, each product a BLAS gemm.
-Backward: db = Σ dy, dW = Σₙ dy·colsᵀ, dx = col2im(Wᵀ·dy).
+Forward unfolds the input into columns with the backend's im2col and
+multiplies by the weight W (O, C*kh*kw). Backward: db = Σ dy, dW = dy·colsᵀ
+summed over samples, dx = col2im(Wᵀ·dy). Two ways to multiply:
+- merged: cols (C*kh*kw, N*L), L = oh*ow, the batch joined into the
+  columns, so each product is ONE gemm per group, then one transposing copy
+  to (N, O, oh, ow) (which also adds the bias). A long product splits well
+  over the BLAS threads, where a product per sample is too small to.
+- per sample: cols (N, C*kh*kw, L) and a batched matmul, one small gemm per
+  sample. Faster when the columns are few (a 1- or 3-channel input: a
+  single long product with so few rows runs slowly) and on one thread.
+The weight gradient with many rows always takes the merged product: its
+per-sample form needs a sum over an (N, O, C*kh*kw) stack.
 
 The columns are not kept from forward to backward. They are kh*kw times the
 input, and a network would hold them for every layer at once; backward
@@ -15,6 +23,7 @@ import numbers
 
 from ..autograd import Op, is_grad_enabled
 from ..tensor import Tensor
+from ..threads import get_num_threads
 from .linear_map import linear_map
 from .window import (check_image_input, check_non_negative, check_positive, conv_out_size, pair,
                      with_batch_dim)
@@ -75,19 +84,23 @@ def _is_pointwise(args):
     return kh == kw == sh == sw == 1 and ph == pw == 0
 
 
-def unfold(backend, x, args):
-    """im2col: x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow)."""
+def unfold(backend, x, args, merged=True):
+    """im2col: x (N, C, H, W) -> cols (C*kh*kw, N*oh*ow) if merged, else (N, C*kh*kw, oh*ow)."""
     if _is_pointwise(args):
         n, c, h, w = x.shape
-        return x.reshape(n, c, h * w)
-    return backend.im2col(x, *args)
+        if not merged:
+            return x.reshape(n, c, h * w)
+        return backend.xp.ascontiguousarray(x.reshape(n, c, h * w).transpose(1, 0, 2)).reshape(c, n * h * w)
+    return backend.im2col(x, *args, merged=merged)
 
 
-def fold(backend, cols, h, w, args):
-    """col2im, the adjoint of unfold: cols -> (N, C, h, w), overlaps summed."""
+def fold(backend, cols, h, w, args, merged=True):
+    """col2im, the adjoint of unfold (same layout): cols -> (N, C, h, w), overlaps summed."""
     if _is_pointwise(args):
-        return cols.reshape(cols.shape[0], -1, h, w)
-    return backend.col2im(cols, h, w, *args)
+        if not merged:
+            return cols.reshape(cols.shape[0], -1, h, w)
+        return backend.xp.ascontiguousarray(cols.reshape(cols.shape[0], -1, h, w).transpose(1, 0, 2, 3))
+    return backend.col2im(cols, h, w, *args, merged=merged)
 
 
 def _window_maps(backend, h, w, args):
@@ -101,36 +114,51 @@ def _window_maps(backend, h, w, args):
     return im2col, col2im
 
 
-def _weight_grad(xp, dy, cols):
-    """Σₙ dy[n] @ cols[n]ᵀ over the batch: dy (N, G, Og, L), cols (N, G, Kg, L) -> (G, Og, Kg).
+# Below this many column rows per group, products are taken per sample.
+_PER_SAMPLE_ROWS = 32
 
-    Per-sample products then a sum need an (N, G, Og, Kg) temporary; one
-    product over (N*L) needs both operands transposed (copies of dy and
-    cols). Take whichever allocates less. The per-sample products are taken
-    as cols @ dyᵀ: numpy's batched matmul is much slower when the large
-    operand, rather than the small one, is the transposed view."""
-    n, g, og, length = dy.shape
-    kg = cols.shape[2]
-    if og * kg <= (og + kg) * length:
-        return xp.matmul(cols, dy.transpose(0, 1, 3, 2)).sum(axis=0).transpose(0, 2, 1)
-    dy2 = dy.transpose(1, 2, 0, 3).reshape(g, og, n * length)
-    cols2 = cols.transpose(1, 0, 3, 2).reshape(g, n * length, kg)
-    return xp.matmul(dy2, cols2)
+
+def _few_rows(kg):
+    return kg < _PER_SAMPLE_ROWS
+
+
+def _per_sample(device, kg):
+    """Whether W·cols and Wᵀ·dy are taken per sample. One long product pays
+    off by splitting well over threads; on a single CPU thread the per-sample
+    products (strided views, no copy) are as fast or faster."""
+    return _few_rows(kg) or (device.type == "cpu" and get_num_threads() == 1)
+
+
+def _merged(xp, dy, groups):
+    """dy (N, O, L) -> (G, O/G, N*L) copy, the layout of the columns."""
+    n, o, length = dy.shape
+    return xp.ascontiguousarray(dy.transpose(1, 0, 2)).reshape(groups, o // groups, n * length)
 
 
 class Conv2d(Op):
     def forward(self, x, weight, bias, args, groups):
         backend = self.device.backend
+        xp = backend.xp
         xd, wd = x._data, weight._data
         n, o = xd.shape[0], wd.shape[0]
         self.x, self.weight, self.args, self.groups = x, weight, args, groups
-        cols = unfold(backend, xd, args)
-        kg, length = cols.shape[1] // groups, cols.shape[2]
-        y = backend.xp.matmul(wd.reshape(groups, o // groups, kg), cols.reshape(n, groups, kg, length))
-        y = y.reshape(n, o, args[8], args[9])
-        if bias is not None:
-            y += bias._data.reshape(o, 1, 1)
-        return y
+        length = args[8] * args[9]
+        kg = wd.shape[1] * wd.shape[2] * wd.shape[3]
+        w3 = wd.reshape(groups, o // groups, kg)
+        if _per_sample(self.device, kg):
+            cols = unfold(backend, xd, args, merged=False).reshape(n, groups, kg, length)
+            y = xp.matmul(w3, cols).reshape(n, o, length)
+            if bias is not None:
+                y += bias._data.reshape(o, 1)
+        else:
+            cols = unfold(backend, xd, args).reshape(groups, kg, n * length)
+            y_t = xp.matmul(w3, cols).reshape(o, n, length).transpose(1, 0, 2)
+            y = xp.empty((n, o, length), dtype=y_t.dtype)
+            if bias is not None:
+                xp.add(y_t, bias._data.reshape(o, 1), out=y)
+            else:
+                y[...] = y_t
+        return y.reshape(n, o, args[8], args[9])
 
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
@@ -140,18 +168,31 @@ class Conv2d(Op):
         xp, args, groups = backend.xp, self.args, self.groups
         xd, wd, dy = self.x._data, self.weight._data, g._data
         n, o, oh, ow = dy.shape
-        kg = wd.shape[1] * wd.shape[2] * wd.shape[3]
-        dy = dy.reshape(n, groups, o // groups, oh * ow)
-        db = _wrap(dy.sum(axis=(0, 3)).reshape(o), dev) if need_b else None
+        og, kg, length = o // groups, wd.shape[1] * wd.shape[2] * wd.shape[3], oh * ow
+        dy = dy.reshape(n, o, length)
+        db = _wrap(dy.sum(axis=(0, 2)), dev) if need_b else None
+        per_sample = _per_sample(dev, kg)
+        needs_merged = not _few_rows(kg) and (need_w or not per_sample)
+        dy_m = _merged(xp, dy, groups) if needs_merged else None
+        dy_s = dy.reshape(n, groups, og, length)
         dw = dx = None
         if need_w:
-            cols = unfold(backend, xd, args).reshape(n, groups, kg, oh * ow)
-            dw = _wrap(_weight_grad(xp, dy, cols).reshape(wd.shape), dev)
+            if _few_rows(kg):
+                cols = unfold(backend, xd, args, merged=False).reshape(n, groups, kg, length)
+                dw_t = xp.matmul(cols, dy_s.transpose(0, 1, 3, 2)).sum(axis=0)
+            else:  # cols·dy₂ᵀ: faster than dy₂·colsᵀ, whose large operand is the transposed one
+                cols = unfold(backend, xd, args).reshape(groups, kg, n * length)
+                dw_t = xp.matmul(cols, dy_m.transpose(0, 2, 1))
+            dw = _wrap(xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(wd.shape), dev)
             del cols  # before the input gradient's columns: one column buffer at a time
         if need_x:
-            dcols = xp.matmul(wd.reshape(groups, o // groups, kg).transpose(0, 2, 1), dy)
-            dx = _wrap(fold(backend, dcols.reshape(n, groups * kg, oh * ow), xd.shape[2], xd.shape[3], args),
-                       dev)
+            w_t = wd.reshape(groups, og, kg).transpose(0, 2, 1)
+            h, w = xd.shape[2], xd.shape[3]
+            if per_sample:
+                dcols = xp.matmul(w_t, dy_s).reshape(n, groups * kg, length)
+            else:
+                dcols = xp.matmul(w_t, dy_m).reshape(groups * kg, n * length)
+            dx = _wrap(fold(backend, dcols, h, w, args, merged=not per_sample), dev)
         return dx, dw, db, None, None
 
     def _composite_backward(self, g, need_x, need_w, need_b):
@@ -160,16 +201,17 @@ class Conv2d(Op):
         backend = self.device.backend
         n, o, oh, ow = g.shape
         kg = w.shape[1] * w.shape[2] * w.shape[3]
-        dy = g.reshape(n, groups, o // groups, oh * ow)
+        dy = g.reshape(n, groups, o // groups, oh * ow).permute(1, 2, 0, 3).reshape(
+            groups, o // groups, n * oh * ow)
         db = g.sum((0, 2, 3)) if need_b else None
         dw = dx = None
         im2col, col2im = _window_maps(backend, x.shape[2], x.shape[3], args)
         if need_w:
-            cols = linear_map(x, im2col, col2im).reshape(n, groups, kg, oh * ow)
-            dw = (dy @ cols.transpose(2, 3)).sum(0).reshape(w.shape)
+            cols = linear_map(x, im2col, col2im).reshape(groups, kg, n * oh * ow)
+            dw = (dy @ cols.transpose(1, 2)).reshape(w.shape)
         if need_x:
             dcols = w.reshape(groups, o // groups, kg).transpose(1, 2) @ dy
-            dx = linear_map(dcols.reshape(n, groups * kg, oh * ow), col2im, im2col)
+            dx = linear_map(dcols.reshape(groups * kg, n * oh * ow), col2im, im2col)
         return dx, dw, db, None, None
 
 

@@ -74,34 +74,49 @@ def _float_dtype(xp, dtype):
 
 # ---------------------------------------------------------------- im2col
 
-def im2col(xp, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+def im2col(xp, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
     """Unfold sliding windows: x (N, C, H, W) -> cols (N, C*kh*kw, oh*ow).
 
     Row c*kh*kw + i*kw + j, column oy*ow + ox holds the zero-padded pixel
     (oy*sh - ph + i*dh, ox*sw - pw + j*dw) of channel c.
+    With `merged`, the batch joins the columns: cols (C*kh*kw, N*oh*ow),
+    column n*oh*ow + oy*ow + ox, so that a convolution is one matrix product.
     """
     n, c, h, w = x.shape
-    cols = xp.zeros((n, c, kh, kw, oh, ow), dtype=x.dtype)
+    shape = (c, kh, kw, n, oh, ow) if merged else (n, c, kh, kw, oh, ow)
+    cols = xp.zeros(shape, dtype=x.dtype)
     if cols.size:
         fh, fw = _frame(h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         xpad = _padded(xp, x, ph, pw, fh, fw, 0)
+        # the (N, C, kh, kw, oh, ow) view of either layout
+        view = cols.transpose(3, 0, 1, 2, 4, 5) if merged else cols
         for i, j, rs, cs in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
-            cols[:, :, i, j] = xpad[:, :, rs, cs]
+            view[:, :, i, j] = xpad[:, :, rs, cs]
+    if merged:
+        return cols.reshape(c * kh * kw, n * oh * ow)
     return cols.reshape(n, c * kh * kw, oh * ow)
 
 
-def col2im(xp, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    """Adjoint of im2col: cols (N, C*kh*kw, oh*ow) -> dx (N, C, H, W).
+def col2im(xp, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
+    """Adjoint of im2col: cols (N, C*kh*kw, oh*ow) -> dx (N, C, H, W); with
+    `merged`, cols is (C*kh*kw, N*oh*ow) as im2col(..., merged=True) makes it.
 
     Every column entry is added to the pixel it was read from; padding
     positions are dropped. Overlapping windows accumulate.
     """
-    n = cols.shape[0]
-    c = cols.shape[1] // (kh * kw)
+    rows, length = (cols.shape[0], cols.shape[1]) if merged else (cols.shape[1], cols.shape[2])
+    c = rows // (kh * kw)
+    if merged:
+        n = length // (oh * ow) if oh * ow else 0
+    else:
+        n = cols.shape[0]
     fh, fw = _frame(H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
     dpad = xp.zeros((n, c, fh, fw), dtype=cols.dtype)
     if oh > 0 and ow > 0:
-        c6 = cols.reshape(n, c, kh, kw, oh, ow)
+        if merged:
+            c6 = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+        else:
+            c6 = cols.reshape(n, c, kh, kw, oh, ow)
         # Within one offset the strided slice has no repeated positions, so
         # a plain += on the view is an exact scatter.
         for i, j, rs, cs in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
