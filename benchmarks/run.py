@@ -60,6 +60,9 @@ def worker(library, threads, conn):
     if library == "torch":
         import torch  # before any minigrad import, so it keeps its own OpenMP settings
         torch.set_num_threads(threads)
+    else:
+        _import_path()  # minigrad before numpy, so its thread settings take effect
+        import minigrad  # noqa: F401
     workloads = load_workloads()
     from harness import time_step
     steps = {}

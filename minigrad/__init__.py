@@ -10,6 +10,9 @@ import os as _os
 # of ms lost per op on 2 cores), so idle OpenMP threads sleep instead. Must be
 # set before the OpenMP runtime loads; a user's own setting wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The same for OpenBLAS's workers (numpy's BLAS), which otherwise spin long
+# after each product; takes effect when minigrad is imported before numpy.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 from . import autograd, cuda, data, nn, optim, utils
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
