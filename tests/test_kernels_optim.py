@@ -342,9 +342,13 @@ def test_compiled_signature_matches_reference(core, name):
 
 
 def test_backend_exposes_compiled_kernels(core):
+    from minigrad.backend import core_disabled
     from minigrad.backend.cpu import backend
     for fn in ref.__all__:
-        assert getattr(backend, fn) is getattr(core, fn)
+        if core_disabled():  # MINIGRAD_DISABLE_CORE=1: the references must be wired instead
+            assert getattr(backend, fn).func is getattr(ref, fn)
+        else:
+            assert getattr(backend, fn) is getattr(core, fn)
 
 
 # ------------------------------------------------------------ against torch.optim
