@@ -159,7 +159,7 @@ def _variants(logits):
     yield "strided", padded[::2, 1:-2]
 
 
-def _compare(dtype, shape, weighted, eps, rtol, atol):
+def check_against_reference(dtype, shape, weighted, eps, rtol, atol):
     rng = np.random.default_rng(hash((shape, weighted, eps)) % 2 ** 32)
     logits, target, weight = make_case(rng, *shape, dtype=dtype, weighted=weighted, ignored_every=3)
     dlosses = rng.standard_normal(shape[0]).astype(dtype)
@@ -182,7 +182,7 @@ def _compare(dtype, shape, weighted, eps, rtol, atol):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("weighted,eps", CONFIGS)
 def test_compiled_matches_reference_float64(shape, weighted, eps):
-    _compare(np.float64, shape, bool(weighted), eps, rtol=1e-13, atol=1e-15)
+    check_against_reference(np.float64, shape, bool(weighted), eps, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -192,7 +192,7 @@ def test_compiled_float32_is_correctly_rounded(shape, weighted, eps):
     # match the float64 reference on the same float32 inputs to an ulp or so.
     # The gradient near zero (p_c ~ eps/C * w_c) is a difference of two
     # terms, so it gets an absolute tolerance at float32 resolution of 1.
-    _compare(np.float32, shape, bool(weighted), eps, rtol=2.5e-7, atol=1e-7)
+    check_against_reference(np.float32, shape, bool(weighted), eps, rtol=2.5e-7, atol=1e-7)
 
 
 def test_reference_float32_close_to_float64():

@@ -300,3 +300,14 @@ def sparse_(tensor, sparsity, std=0.01):
     order = draw(tensor._device, "uniform", (rows, cols), _F64, 0.0, 1.0)
     ranks = xp.argsort(xp.argsort(order, axis=0), axis=0)
     return _assign(tensor, xp.where(ranks < num_zeros, 0, values))
+
+
+def default_layer_init_(weight, bias=None):
+    """PyTorch's default initialization of Linear and Conv layers: weight from
+    kaiming_uniform_(a=sqrt(5)) (U(+-1/sqrt(fan_in))), bias from U(+-1/sqrt(fan_in))."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)
+    return weight

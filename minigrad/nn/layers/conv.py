@@ -1,5 +1,4 @@
 """nn.Conv2d with PyTorch's arguments, checks and default initialization."""
-import math
 import numbers
 
 from ...ops.conv import ConvParams, conv2d_with
@@ -68,11 +67,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.weight.shape[1] * self.kernel_size[0] * self.kernel_size[1]
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, input):  # noqa: A002  (PyTorch's argument name)
         if self._explicit_pad is not None:

@@ -1,5 +1,4 @@
 """nn.Linear: y = x @ W.T + b with PyTorch's default initialization."""
-import math
 
 from ...tensor import empty
 from .. import init
@@ -29,11 +28,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_layer_init_(self.weight, self.bias)
 
     def forward(self, input):  # noqa: A002
         return linear(input, self.weight, self.bias)
