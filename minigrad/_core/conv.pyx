@@ -451,5 +451,7 @@ def adaptive_avg_pool2d_backward(dy, H, W):
     """dy (N, C, oh, ow) -> dx (N, C, H, W)."""
     if not (_compiled_for(dy) and H > 0 and W > 0):
         return _ref.adaptive_avg_pool2d_backward(np, dy, H, W)
+    if dy.shape[2] == 1 and dy.shape[3] == 1:  # global pooling: one window holds every pixel
+        return np.broadcast_to(dy / dy.dtype.type(H * W), dy.shape[:2] + (H, W)).copy()
     return _box_mean_grad(dy, _adaptive_boxes(dy.shape[2], H), _adaptive_boxes(dy.shape[3], W),
                           H, W)
