@@ -1,5 +1,5 @@
 """Adagrad with learning-rate decay."""
-from .optimizer import Optimizer, advance, check_at_least_zero, new_step_count, state_zeros
+from .optimizer import Optimizer, advance, new_step_count, state_zeros
 
 __all__ = ["Adagrad"]
 
@@ -21,13 +21,10 @@ class Adagrad(Optimizer):
             for p in group["params"]:
                 self._state_of(p, group)
 
-    @staticmethod
-    def _check_group(group):
-        check_at_least_zero("learning rate", group["lr"])
-        check_at_least_zero("lr_decay value", group["lr_decay"])
-        check_at_least_zero("weight_decay value", group["weight_decay"])
-        check_at_least_zero("initial_accumulator_value value", group["initial_accumulator_value"])
-        check_at_least_zero("epsilon value", group["eps"])
+    NON_NEGATIVE = (("lr", "learning rate"), ("lr_decay", "lr_decay value"),
+                    ("weight_decay", "weight_decay value"),
+                    ("initial_accumulator_value", "initial_accumulator_value value"),
+                    ("eps", "epsilon value"))
 
     def _init_state(self, p, state, group):
         state["step"] = new_step_count()

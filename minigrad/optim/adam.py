@@ -1,6 +1,5 @@
 """Adam (L2 penalty in the gradient) and AdamW (decoupled weight decay)."""
-from .optimizer import (Optimizer, advance, check_at_least_zero, check_betas, new_step_count,
-                        state_zeros)
+from .optimizer import Optimizer, advance, check_betas, new_step_count, state_zeros
 
 __all__ = ["Adam", "AdamW"]
 
@@ -20,12 +19,13 @@ class Adam(Optimizer):
                         maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
-    @staticmethod
-    def _check_group(group):
-        check_at_least_zero("learning rate", group["lr"])
-        check_at_least_zero("epsilon value", group["eps"])
+    NON_NEGATIVE = (("lr", "learning rate"), ("eps", "epsilon value"),
+                    ("weight_decay", "weight_decay value"))
+
+    @classmethod
+    def _check_group(cls, group):
+        super()._check_group(group)
         check_betas(group["betas"])
-        check_at_least_zero("weight_decay value", group["weight_decay"])
 
     def _init_state(self, p, state, group):
         state["step"] = new_step_count()

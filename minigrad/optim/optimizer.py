@@ -48,9 +48,14 @@ class Optimizer:
             self.add_param_group(group)
 
     # -- hooks for subclasses -----------------------------------------------------
-    @staticmethod
-    def _check_group(group):
+    # (group key, label in PyTorch's error message) of hyper-parameters that must be >= 0
+    NON_NEGATIVE = (("lr", "learning rate"),)
+
+    @classmethod
+    def _check_group(cls, group):
         """Raises ValueError for invalid hyper-parameters of one group."""
+        for key, label in cls.NON_NEGATIVE:
+            check_at_least_zero(label, group[key])
 
     def _init_state(self, p, state, group):
         """Fills the empty `state` dict of parameter `p` before its first update."""

@@ -1,5 +1,5 @@
 """RMSprop, optionally centered and with momentum."""
-from .optimizer import Optimizer, advance, check_at_least_zero, new_step_count, state_zeros
+from .optimizer import Optimizer, advance, new_step_count, state_zeros
 
 __all__ = ["RMSprop"]
 
@@ -19,13 +19,8 @@ class RMSprop(Optimizer):
                         centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    @staticmethod
-    def _check_group(group):
-        check_at_least_zero("learning rate", group["lr"])
-        check_at_least_zero("epsilon value", group["eps"])
-        check_at_least_zero("momentum value", group["momentum"])
-        check_at_least_zero("weight_decay value", group["weight_decay"])
-        check_at_least_zero("alpha value", group["alpha"])
+    NON_NEGATIVE = (("lr", "learning rate"), ("eps", "epsilon value"), ("momentum", "momentum value"),
+                    ("weight_decay", "weight_decay value"), ("alpha", "alpha value"))
 
     def _init_state(self, p, state, group):
         state["step"] = new_step_count()

@@ -1,5 +1,5 @@
 """Stochastic gradient descent with momentum, dampening and Nesterov momentum."""
-from .optimizer import Optimizer, check_at_least_zero, check_number, state_zeros
+from .optimizer import Optimizer, check_number, state_zeros
 
 __all__ = ["SGD"]
 
@@ -18,11 +18,12 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    @staticmethod
-    def _check_group(group):
-        check_at_least_zero("learning rate", group["lr"])
-        check_at_least_zero("momentum value", group["momentum"])
-        check_at_least_zero("weight_decay value", group["weight_decay"])
+    NON_NEGATIVE = (("lr", "learning rate"), ("momentum", "momentum value"),
+                    ("weight_decay", "weight_decay value"))
+
+    @classmethod
+    def _check_group(cls, group):
+        super()._check_group(group)
         check_number("dampening value", group["dampening"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
