@@ -38,28 +38,18 @@ def _arrays(shape):
             rng.standard_normal(shape).astype(np.float32))
 
 
-def minigrad_step(layer, shape):
+def norm_step(libname, layer, shape):
+    """Forward + backward of one norm layer; both libraries spell it the same way."""
     def setup():
-        import minigrad as mg
-        from minigrad.nn.layers import normalization
-        module = getattr(normalization, layer[0])(*layer[1])
+        if libname == "minigrad":
+            import minigrad as lib
+            from minigrad.nn.layers import normalization as layers
+        else:
+            import torch as lib
+            layers = lib.nn
+        module = getattr(layers, layer[0])(*layer[1])
         x_np, g_np = _arrays(shape)
-        x, g = mg.tensor(x_np, requires_grad=True), mg.tensor(g_np)
-
-        def step():
-            x.grad = None
-            module.zero_grad()
-            module(x).backward(g)
-        return step
-    return setup
-
-
-def torch_step(layer, shape):
-    def setup():
-        import torch
-        module = getattr(torch.nn, layer[0])(*layer[1])
-        x_np, g_np = _arrays(shape)
-        x, g = torch.tensor(x_np, requires_grad=True), torch.from_numpy(g_np)
+        x, g = lib.tensor(x_np, requires_grad=True), lib.tensor(g_np)
 
         def step():
             x.grad = None
@@ -70,7 +60,7 @@ def torch_step(layer, shape):
 
 
 WORKLOADS = {
-    name: Workload(minigrad_step(layer, shape), torch_step(layer, shape),
+    name: Workload(norm_step("minigrad", layer, shape), norm_step("torch", layer, shape),
                    f"{layer[0]}{layer[1]} on {shape}, float32")
     for name, (layer, shape) in CASES.items()
 }
