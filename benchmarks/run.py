@@ -117,33 +117,32 @@ def main(argv=None):
     if args.filters:
         workloads = {k: v for k, v in workloads.items() if any(f in k for f in args.filters)}
     version = None if args.no_torch else torch_version()
+    mg_side = Side("minigrad", args.threads)
+    th_side = Side("torch", args.threads) if version else None
     rows = []
     print(f"{'workload':<34}{'minigrad ms':>13}{'torch ms':>11}{'ratio':>8}  note")
-    for name, w in workloads.items():
-        # fresh workers per workload: no state left over from earlier models
-        use_torch = version is not None and w.setup_torch is not None
-        mg_side = Side("minigrad", args.threads)
-        th_side = Side("torch", args.threads) if use_torch else None
-        mg_times, th_times = [], []
-        try:
+    try:
+        for name, w in workloads.items():
+            use_torch = th_side is not None and w.setup_torch is not None
+            mg_times, th_times = [], []
             for _ in range(args.rounds):
                 mg_times.append(mg_side.time(name, args.seconds))
                 if use_torch:
                     time.sleep(SETTLE_S)
                     th_times.append(th_side.time(name, args.seconds))
                     time.sleep(SETTLE_S)
-        finally:
-            mg_side.close()
-            if th_side is not None:
-                th_side.close()
-        mg_ms = statistics.median(mg_times) * 1e3
-        th_ms = statistics.median(th_times) * 1e3 if th_times else None
-        ratio = mg_ms / th_ms if th_ms else None
-        rows.append({"workload": name, "minigrad_ms": mg_ms, "torch_ms": th_ms, "ratio": ratio,
-                     "note": w.note})
-        th_txt = f"{th_ms:11.3f}" if th_ms is not None else f"{'-':>11}"
-        r_txt = f"{ratio:8.2f}" if ratio is not None else f"{'-':>8}"
-        print(f"{name:<34}{mg_ms:13.3f}{th_txt}{r_txt}  {w.note}", flush=True)
+            mg_ms = statistics.median(mg_times) * 1e3
+            th_ms = statistics.median(th_times) * 1e3 if th_times else None
+            ratio = mg_ms / th_ms if th_ms else None
+            rows.append({"workload": name, "minigrad_ms": mg_ms, "torch_ms": th_ms, "ratio": ratio,
+                         "note": w.note})
+            th_txt = f"{th_ms:11.3f}" if th_ms is not None else f"{'-':>11}"
+            r_txt = f"{ratio:8.2f}" if ratio is not None else f"{'-':>8}"
+            print(f"{name:<34}{mg_ms:13.3f}{th_txt}{r_txt}  {w.note}", flush=True)
+    finally:
+        mg_side.close()
+        if th_side is not None:
+            th_side.close()
     if args.json:
         meta = {"machine": platform.platform(), "processor": platform.processor(),
                 "cpus": os.cpu_count(), "threads": args.threads, "torch": version,
