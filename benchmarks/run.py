@@ -26,6 +26,13 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 
+# The environment as the user launched the run. Importing minigrad here (to list
+# the workloads) sets its OpenMP/OpenBLAS defaults in os.environ, and a spawned
+# worker would inherit them: PyTorch's OpenMP pool would then sleep between ops
+# (OMP_WAIT_POLICY=PASSIVE), costing it ~1 ms per small step. Each worker starts
+# from this copy instead, so each library runs with its own defaults.
+LAUNCH_ENV = dict(os.environ)
+
 # Pause between the two sides so that one library's idle worker threads (which
 # spin for a while after each op) have gone to sleep before the other is timed.
 SETTLE_S = 0.3
@@ -54,8 +61,10 @@ def load_workloads():
     return found
 
 
-def worker(library, threads, conn):
+def worker(library, threads, env, conn):
     """Times workloads for one library on request: receives (name, seconds), sends seconds."""
+    os.environ.clear()
+    os.environ.update(env)
     _set_thread_env(threads)
     if library == "torch":
         import torch  # before any minigrad import, so it keeps its own OpenMP settings
@@ -84,7 +93,7 @@ class Side:
     def __init__(self, library, threads):
         ctx = multiprocessing.get_context("spawn")
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=worker, args=(library, threads, child), daemon=True)
+        self.process = ctx.Process(target=worker, args=(library, threads, LAUNCH_ENV, child), daemon=True)
         self.process.start()
 
     def time(self, name, seconds):

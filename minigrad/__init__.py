@@ -14,6 +14,10 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # after each product; takes effect when minigrad is imported before numpy.
 _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+from ._malloc import tune_malloc as _tune_malloc
+
+_tune_malloc()  # freed activations stay on the heap for the next step (see _malloc.py)
+
 from . import autograd, cuda, data, nn, optim, utils
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .device import device, get_default_device, set_default_device
