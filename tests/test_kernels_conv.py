@@ -544,3 +544,25 @@ def test_adaptive_matches_torch(torch, shape, out):
                      (core.adaptive_avg_pool2d_forward, core.adaptive_avg_pool2d_backward)]:
         np.testing.assert_allclose(fwd(x, *out), ty.detach().numpy(), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(bwd(dy, *shape[2:]), tdx, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw", [(4, 6), (5, 7), (2, 2), (28, 28)])
+def test_compiled_max_pool_2x2_fast_path(dtype, hw):
+    """MaxPool2d(2) has its own compiled kernel: ties (first wins), NaN (last
+    NaN wins), -inf-only windows and odd sizes (last row/column dropped)."""
+    rng = np.random.default_rng(hw[0])
+    x = rng.integers(-2, 3, (3, 5) + hw).astype(dtype)
+    x.flat[rng.integers(0, x.size, 6)] = np.nan
+    x.flat[rng.integers(0, x.size, 6)] = -np.inf
+    x[0, 0, :2, :2] = -np.inf
+    args = (2, 2, 2, 2, 0, 0, 1, 1, hw[0] // 2, hw[1] // 2)
+    y, idx = core.max_pool2d_forward(x, *args)
+    # the reference (checked against the naive loops and PyTorch, NaN included above)
+    ry, ridx = ref.max_pool2d_forward(np, x, *args)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    assert y.dtype == dtype and idx.dtype == np.int64
+    finite = np.nan_to_num(x, nan=0.0)
+    np.testing.assert_array_equal(core.max_pool2d_forward(finite, *args)[1],
+                                  naive_max_pool(finite, *args)[1])

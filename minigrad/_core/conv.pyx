@@ -184,11 +184,13 @@ cdef inline void _max_row(const real* line, Py_ssize_t step, Py_ssize_t n, real 
 
 
 cdef void _max_pool_plane(const real* x, real* y, int64_t* arg, real* won,
-                          Axis r, Axis c) noexcept nogil:
+                          const int64_t* shift, Axis r, Axis c) noexcept nogil:
     """Max pooling of one plane, a row of outputs at a time: each kernel
     offset, in row-major window order, updates the whole row. won: scratch
     row of ow values, the number i*kw + j of each output's winning offset
-    (exact in float32: kernels are far smaller than 2**24)."""
+    (exact in float32: kernels are far smaller than 2**24). shift[k]: the
+    plane offset of kernel offset k from the window's corner (a table, as a
+    division per output would cost more than the pooling itself)."""
     cdef Py_ssize_t oy, ox, i, j, k, h0, h, w0, ilo, ihi, jlo, jhi, lo, hi
     cdef real* best
     cdef int64_t* at
@@ -205,8 +207,12 @@ cdef void _max_pool_plane(const real* x, real* y, int64_t* arg, real* won,
             for j in range(c.k):
                 w0 = j * c.d - c.p
                 _inside(w0, c.s, c.size, c.n_out, &lo, &hi)
-                if c.s == 1:   # a constant unit stride vectorizes
+                # constant strides vectorize (unit, or 2 as paired loads)
+                if c.s == 1:
                     _max_row(x + h * c.size + w0 + lo, 1, hi - lo, i * c.k + j,
+                             best + lo, won + lo)
+                elif c.s == 2:
+                    _max_row(x + h * c.size + w0 + lo * 2, 2, hi - lo, i * c.k + j,
                              best + lo, won + lo)
                 else:
                     _max_row(x + h * c.size + w0 + lo * c.s, c.s, hi - lo, i * c.k + j,
@@ -215,8 +221,7 @@ cdef void _max_pool_plane(const real* x, real* y, int64_t* arg, real* won,
             w0 = ox * c.s - c.p
             k = <Py_ssize_t>won[ox]
             if k >= 0:
-                i = k // c.k
-                at[ox] = (h0 + i * r.d) * c.size + w0 + (k - i * c.k) * c.d
+                at[ox] = h0 * c.size + w0 + shift[k]
             else:
                 # Nothing beat -inf: the window's first position past the
                 # leading padding, as PyTorch reports it.
@@ -224,13 +229,62 @@ cdef void _max_pool_plane(const real* x, real* y, int64_t* arg, real* won,
                 at[ox] = (h0 + ilo * r.d) * c.size + w0 + jlo * c.d
 
 
+cdef inline void _take_max(real v, real k, real* best, real* won) noexcept nogil:
+    """PyTorch's rule: a larger value or a NaN replaces the maximum; k numbers
+    the candidate. Selects in one type, so that loops over it vectorize."""
+    cdef bint take = (v > best[0]) | (v != v)
+    best[0] = v if take else best[0]
+    won[0] = k if take else won[0]
+
+
+cdef void _max_pool_plane_2x2(const real* x, real* y, int64_t* arg, real* won, Py_ssize_t W,
+                              Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    """MaxPool2d(2) on one plane: 2x2 windows, stride 2, no padding, all
+    inside. Per output row, one vectorized pass finds each window's maximum
+    and which of its four candidates won (scratch row `won`), a second turns
+    that into the plane position (the general kernel's per-offset passes cost
+    more than the work on such small windows)."""
+    cdef Py_ssize_t oy, ox, top, k
+    cdef const real* r0
+    cdef const real* r1
+    cdef real* best
+    cdef int64_t* at
+    for oy in range(oh):
+        top = 2 * oy * W
+        r0 = x + top
+        r1 = r0 + W
+        best = y + oy * ow
+        at = arg + oy * ow
+        for ox in range(ow):
+            best[ox] = r0[2 * ox]
+            won[ox] = 0
+            _take_max(r0[2 * ox + 1], 1, &best[ox], &won[ox])
+            _take_max(r1[2 * ox], 2, &best[ox], &won[ox])
+            _take_max(r1[2 * ox + 1], 3, &best[ox], &won[ox])
+        for ox in range(ow):
+            k = <Py_ssize_t>won[ox]
+            at[ox] = top + 2 * ox + (k & 1) + (k >> 1) * W
+
+
+cdef bint _is_2x2(Axis r, Axis c) noexcept nogil:
+    return (r.k == 2 and c.k == 2 and r.s == 2 and c.s == 2 and r.p == 0 and c.p == 0
+            and r.d == 1 and c.d == 1 and 2 * r.n_out <= r.size and 2 * c.n_out <= c.size)
+
+
 def _max_pool_run(const real[:, :, ::1] x, real[:, :, ::1] y, int64_t[:, :, ::1] arg,
                   Axis r, Axis c):
     cdef Py_ssize_t p
     cdef int nt = _threads(y.shape[0] * y.shape[1] * y.shape[2] * r.k * c.k)
     cdef real[:, ::1] won = np.empty((nt, c.n_out), dtype=np.float32 if real is float else np.float64)
+    if _is_2x2(r, c):
+        for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
+            _max_pool_plane_2x2(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], &won[threadid(), 0],
+                                c.size, r.n_out, c.n_out)
+        return
+    cdef int64_t[::1] shift = (np.arange(r.k)[:, None] * (r.d * c.size)
+                               + np.arange(c.k)[None, :] * c.d).astype(np.int64).reshape(-1)
     for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
-        _max_pool_plane(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], &won[threadid(), 0], r, c)
+        _max_pool_plane(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], &won[threadid(), 0], &shift[0], r, c)
 
 
 cdef void _route_plane(const real* dy, const int64_t* arg, real* dx,
