@@ -119,8 +119,17 @@ def products(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["kept_columns", "rebuilt_columns"])
+def columns(request, monkeypatch):
+    """The weight gradient from the forward's columns, or from columns rebuilt in backward."""
+    from minigrad.ops import conv as conv_op
+    if request.param == "rebuilt_columns":
+        monkeypatch.setattr(conv_op, "KEEP_COLUMNS_BYTES", -1)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", CONFIGS)
-def test_forward_and_gradients_match_direct_loops(seed, products):
+def test_forward_and_gradients_match_direct_loops(seed, products, columns):
     x, w, b, kw = make_operands(seed, bias=seed % 4 != 1)
     X, W = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
     B = mg.tensor(b, requires_grad=True) if b is not None else None
@@ -162,13 +171,41 @@ def test_only_the_needed_gradients_are_computed():
     assert X.grad is not None and W2.grad is None
 
 
-def test_saves_no_column_buffer_for_backward():
-    # the im2col columns are recomputed in backward, not held by the graph
+def _held_bytes(node):
+    held = [v for v in vars(node).values() if v is not None and not isinstance(v, mg.Tensor)]
+    arrays = [a for v in held for a in (v if isinstance(v, tuple) else (v,)) if hasattr(a, "nbytes")]
+    return sum(a.nbytes for a in arrays)
+
+
+def test_columns_are_kept_for_backward_only_up_to_the_limit(monkeypatch):
+    from minigrad.ops import conv as conv_op
     x = mg.randn(4, 3, 10, 10, requires_grad=True)
     w = mg.randn(8, 3, 3, 3, requires_grad=True)
-    node = conv2d(x, w, padding=1).grad_fn
-    saved = [v for v in vars(node).values() if hasattr(v, "nbytes") and not isinstance(v, mg.Tensor)]
-    assert sum(a.nbytes for a in saved) == 0
+    columns_bytes = 4 * 3 * 9 * 100 * 4
+    monkeypatch.setattr(conv_op, "KEEP_COLUMNS_BYTES", columns_bytes - 1)
+    baseline = _held_bytes(conv2d(x, w, padding=1).grad_fn)  # over the limit: nothing kept
+    monkeypatch.setattr(conv_op, "KEEP_COLUMNS_BYTES", columns_bytes)
+    y = conv2d(x, w, padding=1)
+    assert _held_bytes(y.grad_fn) == baseline + columns_bytes
+    y.sum().backward()
+    assert _held_bytes(y.grad_fn) <= baseline  # handed to the weight gradient, then dropped
+
+
+def test_retained_graph_gives_the_same_weight_gradient_twice():
+    x = mg.randn(2, 3, 9, 9)
+    w = mg.randn(5, 3, 3, 3, requires_grad=True)
+    y = conv2d(x, w, padding=1, stride=2)
+    y.sum().backward(retain_graph=True)
+    first = w.grad.numpy().copy()
+    w.grad = None
+    y.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), first)
+
+
+def test_frozen_weight_keeps_no_columns():
+    x = mg.randn(2, 3, 9, 9, requires_grad=True)
+    w = mg.randn(5, 3, 3, 3)
+    assert conv2d(x, w, padding=1).grad_fn.kept is None
 
 
 def test_unbatched_input_equals_batch_of_one(rng):

@@ -416,23 +416,28 @@ def test_compiled_adaptive(dtype, shape, out):
 
 def test_compiled_large_batch_uses_threads_consistently():
     """Large enough to take the parallel path; must equal the reference."""
+    from minigrad._core.threads import parallel_min
     rng = np.random.default_rng(5)
-    x = rand(rng, (8, 16, 20, 20), np.float32)
-    args = (3, 3, 1, 1, 1, 1, 1, 1, 20, 20)
+    # every kernel's work measure above 4x the minimum (the threshold of these light kernels)
+    s = int(np.ceil(np.sqrt(4 * parallel_min() / 128))) + 1
+    x = rand(rng, (8, 16, s, s), np.float32)
+    args = (3, 3, 1, 1, 1, 1, 1, 1, s, s)
     np.testing.assert_array_equal(core.im2col(x, *args), ref.im2col(np, x, *args))
-    cols = rand(rng, (8, 16 * 9, 400), np.float32)
-    assert_same(core.col2im(cols, 20, 20, *args), ref.col2im(np, cols, 20, 20, *args), np.float32)
+    cols = rand(rng, (8, 16 * 9, s * s), np.float32)
+    assert_same(core.col2im(cols, s, s, *args), ref.col2im(np, cols, s, s, *args), np.float32)
     np.testing.assert_array_equal(core.im2col(x, *args, merged=True), ref.im2col(np, x, *args, merged=True))
-    cols = cols.reshape(16 * 9, 8 * 400)
-    assert_same(core.col2im(cols, 20, 20, *args, merged=True),
-                ref.col2im(np, cols, 20, 20, *args, merged=True), np.float32)
-    y, idx = core.max_pool2d_forward(x, *args)
-    ry, ridx = ref.max_pool2d_forward(np, x, *args)
-    np.testing.assert_array_equal(idx, ridx)
-    assert_same(core.max_pool2d_backward(y, idx, 20, 20),
-                ref.max_pool2d_backward(np, y, ridx, 20, 20), np.float32)
-    assert_same(core.avg_pool2d_forward(x, 3, 3, 2, 2, 1, 1, 10, 10, False),
-                ref.avg_pool2d_forward(np, x, 3, 3, 2, 2, 1, 1, 10, 10, False), np.float32)
+    cols = cols.reshape(16 * 9, 8 * s * s)
+    assert_same(core.col2im(cols, s, s, *args, merged=True),
+                ref.col2im(np, cols, s, s, *args, merged=True), np.float32)
+    for pool_args in (args, (2, 2, 2, 2, 0, 0, 1, 1, s // 2, s // 2)):
+        y, idx = core.max_pool2d_forward(x, *pool_args)
+        ry, ridx = ref.max_pool2d_forward(np, x, *pool_args)
+        np.testing.assert_array_equal(idx, ridx)
+        assert_same(core.max_pool2d_backward(y, idx, s, s),
+                    ref.max_pool2d_backward(np, y, ridx, s, s), np.float32)
+    h = (s + 1) // 2
+    assert_same(core.avg_pool2d_forward(x, 3, 3, 2, 2, 1, 1, h, h, False),
+                ref.avg_pool2d_forward(np, x, 3, 3, 2, 2, 1, 1, h, h, False), np.float32)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.int32])

@@ -8,6 +8,7 @@ import pytest
 from minigrad.backend.reference import loss as ref
 
 core = pytest.importorskip("minigrad._core.loss")
+from minigrad._core.threads import parallel_min  # noqa: E402  (after the skip above)
 
 IGNORE = -100
 
@@ -147,7 +148,8 @@ def test_compiled_module_exports_every_reference_kernel():
 
 # ------------------------------------------------- compiled vs reference
 
-SHAPES = [(1, 1), (1, 7), (5, 2), (33, 10), (300, 129), (64, 1500)]  # last two run threaded
+SHAPES = [(1, 1), (1, 7), (5, 2), (33, 10), (300, 129), (64, 1500),
+          (64, 2 * parallel_min() // 64 + 7)]  # the last runs threaded
 
 
 def _variants(logits):

@@ -33,8 +33,12 @@ ctypedef fused real:
     float
     double
 
-# Below this many elements of work, starting threads costs more than it saves.
-cdef Py_ssize_t PARALLEL_GRAIN = 1 << 15
+cdef extern from "parallel.h":
+    Py_ssize_t MG_PARALLEL_MIN
+
+# Below this many elements of work, starting threads costs more than it saves
+# (the kernels here are copies and compares: light work, see parallel.h).
+cdef Py_ssize_t PARALLEL_GRAIN = 4 * MG_PARALLEL_MIN
 
 
 cdef int _threads(Py_ssize_t work) noexcept nogil:

@@ -164,10 +164,49 @@ cdef extern from *:
         } \\
         if (S == 1) \\
             for (Py_ssize_t i = 0; i < G * K; i++) { dw[i] += fdw[i]; db[i] += fdb[i]; } \\
+    } \\
+    /* Batch-norm segments (one (n, c) run of S elements), the same way: sums \
+       in lanes of T folded into double, elementwise work in T around the \
+       segment's shift (x[0, c, 0] for the sums; the mean rounded to T, with \
+       the remainder d, for the rest). */ \
+    MG_CLONES static void mg_bn_moments_##SFX(const T *restrict x, Py_ssize_t n, T shift, \
+            double *s1, double *s2) { \
+        double t1, t2; \
+        MG_SUM2_T(T, SFX, n, t1, t2, T v = x[k] - shift, v, v * v); \
+        *s1 += t1; *s2 += t2; \
+    } \
+    MG_CLONES static void mg_bn_dot_##SFX(const T *restrict dy, const T *restrict x, \
+            Py_ssize_t n, T shift, T d, double *sdy, double *sdx) { \
+        double t1, t2; \
+        MG_SUM2_T(T, SFX, n, t1, t2, T xc = (x[k] - shift) - d, dy[k], dy[k] * xc); \
+        *sdy += t1; *sdx += t2; \
+    } \
+    MG_CLONES static void mg_bn_affine_##SFX(const T *restrict x, T *restrict y, Py_ssize_t n, \
+            T shift, T d, T a, T b) { \
+        for (Py_ssize_t k = 0; k < n; k++) y[k] = ((x[k] - shift) - d) * a + b; \
+    } \
+    MG_CLONES static void mg_bn_grad_##SFX(const T *restrict dy, const T *restrict x, \
+            T *restrict dx, Py_ssize_t n, T shift, T d, T a, T off, T slope) { \
+        for (Py_ssize_t k = 0; k < n; k++) \
+            dx[k] = a * dy[k] + (slope * ((x[k] - shift) - d) + off); \
     }
     MG_DEFINE_NORM(f32, float)
     MG_DEFINE_NORM(f64, double)
     """
+    void mg_bn_moments_f32(const float* x, Py_ssize_t n, float shift, double* s1, double* s2) noexcept nogil
+    void mg_bn_moments_f64(const double* x, Py_ssize_t n, double shift, double* s1, double* s2) noexcept nogil
+    void mg_bn_dot_f32(const float* dy, const float* x, Py_ssize_t n, float shift, float d,
+                       double* sdy, double* sdx) noexcept nogil
+    void mg_bn_dot_f64(const double* dy, const double* x, Py_ssize_t n, double shift, double d,
+                       double* sdy, double* sdx) noexcept nogil
+    void mg_bn_affine_f32(const float* x, float* y, Py_ssize_t n, float shift, float d,
+                          float a, float b) noexcept nogil
+    void mg_bn_affine_f64(const double* x, double* y, Py_ssize_t n, double shift, double d,
+                          double a, double b) noexcept nogil
+    void mg_bn_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t n, float shift,
+                        float d, float a, float off, float slope) noexcept nogil
+    void mg_bn_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t n, double shift,
+                        double d, double a, double off, double slope) noexcept nogil
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
     Py_ssize_t minigrad_norm_parallel_min() noexcept nogil
     void mg_gn_forward_row_f32(const float* x, float* y, Py_ssize_t K, Py_ssize_t S,
@@ -196,100 +235,36 @@ cdef Py_ssize_t PARALLEL_MIN = minigrad_norm_parallel_min()  # see parallel.h
 cdef Py_ssize_t BLOCK_MIN = 1024
 
 
-# ---------------------------------------------------------------- primitives
-# A "row" is a contiguous run of elements with scalar float64 coefficients.
-# Reductions keep LANES independent float64 partial sums, lane j taking
-# elements i + j, so that successive adds do not wait on each other (the
-# compiler may not reorder one running sum itself; it may pack lanes into
-# SIMD registers).
+# ---------------------------------------------------------------- batch norm segments
+# K consecutive segments of S elements with per-segment float64 coefficients:
+# the channels first..stop-1 of one sample. Segments go to the C kernels
+# mg_bn_* above; S == 1 (BatchNorm1d) gets its own loop, which vectorizes
+# across channels.
 
-cdef enum:
-    LANES = 4
-
-
-cdef inline double lane_total(const double* lanes) noexcept nogil:
-    cdef double total = 0.0
-    cdef Py_ssize_t j
-    for j in range(LANES):
-        total += lanes[j]
-    return total
+cdef inline void mg_bn_dot(const floating* dy, const floating* x, Py_ssize_t n, floating shift,
+                           floating d, double* sdy, double* sdx) noexcept nogil:
+    if floating is float:
+        mg_bn_dot_f32(dy, x, n, shift, d, sdy, sdx)
+    else:
+        mg_bn_dot_f64(dy, x, n, shift, d, sdy, sdx)
 
 
-cdef inline void row_moments(const floating* x, Py_ssize_t n, double shift,
-                             double* s1, double* s2) noexcept nogil:
-    """s1 += sum(x - shift), s2 += sum((x - shift)^2)."""
-    cdef double a[LANES]
-    cdef double q[LANES]
-    cdef double v, sa, sq
-    cdef Py_ssize_t i = 0, j
-    for j in range(LANES):
-        a[j] = 0.0
-        q[j] = 0.0
-    while i + LANES <= n:
-        for j in range(LANES):
-            v = x[i + j] - shift
-            a[j] += v
-            q[j] += v * v
-        i += LANES
-    sa = lane_total(a)
-    sq = lane_total(q)
-    while i < n:  # the tail, fewer than LANES elements
-        v = x[i] - shift
-        sa += v
-        sq += v * v
-        i += 1
-    s1[0] += sa
-    s2[0] += sq
+cdef inline void mg_bn_affine(const floating* x, floating* y, Py_ssize_t n, floating shift,
+                              floating d, floating a, floating b) noexcept nogil:
+    if floating is float:
+        mg_bn_affine_f32(x, y, n, shift, d, a, b)
+    else:
+        mg_bn_affine_f64(x, y, n, shift, d, a, b)
 
 
-cdef inline void row_dot(const floating* dy, const floating* x, Py_ssize_t n,
-                         double m, double* sdy, double* sdx) noexcept nogil:
-    """sdy += sum(dy), sdx += sum(dy * (x - m))."""
-    cdef double a[LANES]
-    cdef double q[LANES]
-    cdef double d, sa, sq
-    cdef Py_ssize_t i = 0, j
-    for j in range(LANES):
-        a[j] = 0.0
-        q[j] = 0.0
-    while i + LANES <= n:
-        for j in range(LANES):
-            d = dy[i + j]
-            a[j] += d
-            q[j] += d * (x[i + j] - m)
-        i += LANES
-    sa = lane_total(a)
-    sq = lane_total(q)
-    while i < n:
-        d = dy[i]
-        sa += d
-        sq += d * (x[i] - m)
-        i += 1
-    sdy[0] += sa
-    sdx[0] += sq
+cdef inline void mg_bn_grad(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
+                            floating shift, floating d, floating a, floating off,
+                            floating slope) noexcept nogil:
+    if floating is float:
+        mg_bn_grad_f32(dy, x, dx, n, shift, d, a, off, slope)
+    else:
+        mg_bn_grad_f64(dy, x, dx, n, shift, d, a, off, slope)
 
-
-cdef inline void row_affine(const floating* x, floating* y, Py_ssize_t n,
-                            double m, double a, double b) noexcept nogil:
-    """y = (x - m) * a + b."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        y[i] = <floating>((x[i] - m) * a + b)
-
-
-cdef inline void row_grad(const floating* dy, const floating* x, floating* dx,
-                          Py_ssize_t n, double m, double a, double off,
-                          double slope) noexcept nogil:
-    """dx = a * dy + off + slope * (x - m): the shape every closed-form norm
-    backward takes once its sums are known."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        dx[i] = <floating>(a * dy[i] + off + slope * (x[i] - m))
-
-
-# Segment rows (batch norm): K consecutive segments of S elements with
-# per-segment float64 coefficients, the channels first..stop-1 of one sample.
-# S == 1 (BatchNorm1d) gets its own loop, which vectorizes across channels.
 
 cdef inline void seg_moments(const floating* x, Py_ssize_t K, Py_ssize_t S,
                              const double* shift, double* s1, double* s2) noexcept nogil:
@@ -301,9 +276,12 @@ cdef inline void seg_moments(const floating* x, Py_ssize_t K, Py_ssize_t S,
             v = x[k] - shift[k]
             s1[k] += v
             s2[k] += v * v
+    elif floating is float:
+        for k in range(K):
+            mg_bn_moments_f32(x + k * S, S, <float>shift[k], s1 + k, s2 + k)
     else:
         for k in range(K):
-            row_moments(x + k * S, S, shift[k], s1 + k, s2 + k)
+            mg_bn_moments_f64(x + k * S, S, shift[k], s1 + k, s2 + k)
 
 
 cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
@@ -312,6 +290,7 @@ cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
     """Per segment k: sdy[k] += sum(dy), sdx[k] += sum(dy * (x - m[k]))."""
     cdef Py_ssize_t k
     cdef double d
+    cdef floating around
     if S == 1:
         for k in range(K):
             d = dy[k]
@@ -319,7 +298,8 @@ cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
             sdx[k] += d * (x[k] - m[k])
     else:
         for k in range(K):
-            row_dot(dy + k * S, x + k * S, S, m[k], sdy + k, sdx + k)
+            around = <floating>m[k]
+            mg_bn_dot(dy + k * S, x + k * S, S, around, <floating>(m[k] - around), sdy + k, sdx + k)
 
 
 cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
@@ -327,12 +307,15 @@ cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
                             const double* b) noexcept nogil:
     """Per segment k: y = (x - m[k]) * a[k] + b[k]."""
     cdef Py_ssize_t k
+    cdef floating around
     if S == 1:
         for k in range(K):
             y[k] = <floating>((x[k] - m[k]) * a[k] + b[k])
     else:
         for k in range(K):
-            row_affine(x + k * S, y + k * S, S, m[k], a[k], b[k])
+            around = <floating>m[k]
+            mg_bn_affine(x + k * S, y + k * S, S, around, <floating>(m[k] - around),
+                         <floating>a[k], <floating>b[k])
 
 
 cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
@@ -341,12 +324,15 @@ cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
                           const double* slope) noexcept nogil:
     """Per segment k: dx = a[k] * dy + off[k] + slope[k] * (x - m[k])."""
     cdef Py_ssize_t k
+    cdef floating around
     if S == 1:
         for k in range(K):
             dx[k] = <floating>(a[k] * dy[k] + off[k] + slope[k] * (x[k] - m[k]))
     else:
         for k in range(K):
-            row_grad(dy + k * S, x + k * S, dx + k * S, S, m[k], a[k], off[k], slope[k])
+            around = <floating>m[k]
+            mg_bn_grad(dy + k * S, x + k * S, dx + k * S, S, around, <floating>(m[k] - around),
+                       <floating>a[k], <floating>off[k], <floating>slope[k])
 
 
 cdef inline double stats_from_moments(double s1, double s2, double shift,

@@ -27,7 +27,7 @@ ctypedef fused floating:
     double
 
 # Below this many elements one thread does the work (see parallel.h).
-cdef Py_ssize_t PARALLEL_MIN = 2 * MG_PARALLEL_MIN
+cdef Py_ssize_t PARALLEL_MIN = 4 * MG_PARALLEL_MIN  # light, memory-bound updates
 
 
 cdef inline int _threads(Py_ssize_t n) noexcept nogil:

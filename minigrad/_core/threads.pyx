@@ -14,6 +14,9 @@ cdef extern from *:
     int minigrad_get_threads() noexcept nogil
     void minigrad_set_threads(int n) noexcept nogil
 
+cdef extern from "parallel.h":
+    Py_ssize_t MG_PARALLEL_MIN
+
 
 def get_threads():
     return minigrad_get_threads()
@@ -21,3 +24,9 @@ def get_threads():
 
 def set_threads(int n):
     minigrad_set_threads(n)
+
+
+def parallel_min():
+    """Elements below which the compiled kernels stay on one thread (parallel.h);
+    the kernels' tests size their arrays from it to reach the threaded paths."""
+    return MG_PARALLEL_MIN

@@ -135,6 +135,12 @@ def _merged(xp, dy, groups):
     return xp.ascontiguousarray(dy.transpose(1, 0, 2)).reshape(groups, o // groups, n * length)
 
 
+# The forward's columns are kept for the weight gradient (saving the backward
+# a second im2col) when they take at most this many bytes; larger ones are
+# rebuilt in the backward rather than held through the whole forward pass.
+KEEP_COLUMNS_BYTES = 64 << 20
+
+
 class Conv2d(Op):
     def forward(self, x, weight, bias, args, groups):
         backend = self.device.backend
@@ -145,13 +151,17 @@ class Conv2d(Op):
         length = args[8] * args[9]
         kg = wd.shape[1] * wd.shape[2] * wd.shape[3]
         w3 = wd.reshape(groups, o // groups, kg)
+        self.kept = None  # (merged, columns) for the backward
+        keep = weight.requires_grad and is_grad_enabled()
         if _per_sample(self.device, kg):
             cols = unfold(backend, xd, args, merged=False).reshape(n, groups, kg, length)
+            self._keep(keep, False, cols)
             y = xp.matmul(w3, cols).reshape(n, o, length)
             if bias is not None:
                 y += bias._data.reshape(o, 1)
         else:
             cols = unfold(backend, xd, args).reshape(groups, kg, n * length)
+            self._keep(keep, True, cols)
             y_t = xp.matmul(w3, cols).reshape(o, n, length).transpose(1, 0, 2)
             y = xp.empty((n, o, length), dtype=y_t.dtype)
             if bias is not None:
@@ -160,9 +170,22 @@ class Conv2d(Op):
                 y[...] = y_t
         return y.reshape(n, o, args[8], args[9])
 
+    def _keep(self, keep, merged, cols):
+        if keep and cols.nbytes <= KEEP_COLUMNS_BYTES and not _is_pointwise(self.args):
+            self.kept = (merged, cols)
+
+    def _columns(self, merged, shape):
+        """The input's columns in the merged or per-sample layout: the forward's
+        when it kept them in that layout (handed over once), else rebuilt."""
+        kept, self.kept = self.kept, None
+        if kept is not None and kept[0] == merged:
+            return kept[1]
+        return unfold(self.device.backend, self.x._data, self.args, merged=merged).reshape(shape)
+
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
         if is_grad_enabled():
+            self.kept = None  # the composite formulas rebuild columns differentiably
             return self._composite_backward(g, need_x, need_w, need_b)
         backend, dev = self.device.backend, self.device
         xp, args, groups = backend.xp, self.args, self.groups
@@ -178,10 +201,10 @@ class Conv2d(Op):
         dw = dx = None
         if need_w:
             if _few_rows(kg):
-                cols = unfold(backend, xd, args, merged=False).reshape(n, groups, kg, length)
+                cols = self._columns(False, (n, groups, kg, length))
                 dw_t = xp.matmul(cols, dy_s.transpose(0, 1, 3, 2)).sum(axis=0)
             else:  # cols·dy₂ᵀ: faster than dy₂·colsᵀ, whose large operand is the transposed one
-                cols = unfold(backend, xd, args).reshape(groups, kg, n * length)
+                cols = self._columns(True, (groups, kg, n * length))
                 dw_t = xp.matmul(cols, dy_m.transpose(0, 2, 1))
             dw = _wrap(xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(wd.shape), dev)
             del cols  # before the input gradient's columns: one column buffer at a time
