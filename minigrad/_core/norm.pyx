@@ -189,6 +189,33 @@ cdef extern from *:
             T *restrict dx, Py_ssize_t n, T shift, T d, T a, T off, T slope) { \
         for (Py_ssize_t k = 0; k < n; k++) \
             dx[k] = a * dy[k] + (slope * ((x[k] - shift) - d) + off); \
+    } \
+    /* S == 1 (BatchNorm1d): one sample's K channels, one element each, with \
+       per-channel float64 coefficients; the loops run across channels. */ \
+    MG_CLONES static void mg_bn1_moments_##SFX(const T *restrict x, Py_ssize_t K, \
+            const double *restrict shift, double *restrict s1, double *restrict s2) { \
+        for (Py_ssize_t k = 0; k < K; k++) { \
+            const double v = (double)x[k] - shift[k]; \
+            s1[k] += v; s2[k] += v * v; \
+        } \
+    } \
+    MG_CLONES static void mg_bn1_dot_##SFX(const T *restrict dy, const T *restrict x, \
+            Py_ssize_t K, const double *restrict m, double *restrict sdy, double *restrict sdx) { \
+        for (Py_ssize_t k = 0; k < K; k++) { \
+            const double d = dy[k]; \
+            sdy[k] += d; sdx[k] += d * ((double)x[k] - m[k]); \
+        } \
+    } \
+    MG_CLONES static void mg_bn1_affine_##SFX(const T *restrict x, T *restrict y, Py_ssize_t K, \
+            const double *restrict m, const double *restrict a, const double *restrict b) { \
+        for (Py_ssize_t k = 0; k < K; k++) \
+            y[k] = (T)(((double)x[k] - m[k]) * a[k] + b[k]); \
+    } \
+    MG_CLONES static void mg_bn1_grad_##SFX(const T *restrict dy, const T *restrict x, \
+            T *restrict dx, Py_ssize_t K, const double *restrict m, const double *restrict a, \
+            const double *restrict off, const double *restrict slope) { \
+        for (Py_ssize_t k = 0; k < K; k++) \
+            dx[k] = (T)(a[k] * dy[k] + off[k] + slope[k] * ((double)x[k] - m[k])); \
     }
     MG_DEFINE_NORM(f32, float)
     MG_DEFINE_NORM(f64, double)
@@ -207,6 +234,22 @@ cdef extern from *:
                         float d, float a, float off, float slope) noexcept nogil
     void mg_bn_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t n, double shift,
                         double d, double a, double off, double slope) noexcept nogil
+    void mg_bn1_moments_f32(const float* x, Py_ssize_t K, const double* shift, double* s1,
+                            double* s2) noexcept nogil
+    void mg_bn1_dot_f32(const float* dy, const float* x, Py_ssize_t K, const double* m, double* sdy,
+                        double* sdx) noexcept nogil
+    void mg_bn1_affine_f32(const float* x, float* y, Py_ssize_t K, const double* m, const double* a,
+                           const double* b) noexcept nogil
+    void mg_bn1_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t K, const double* m,
+                         const double* a, const double* off, const double* slope) noexcept nogil
+    void mg_bn1_moments_f64(const double* x, Py_ssize_t K, const double* shift, double* s1,
+                            double* s2) noexcept nogil
+    void mg_bn1_dot_f64(const double* dy, const double* x, Py_ssize_t K, const double* m, double* sdy,
+                        double* sdx) noexcept nogil
+    void mg_bn1_affine_f64(const double* x, double* y, Py_ssize_t K, const double* m, const double* a,
+                           const double* b) noexcept nogil
+    void mg_bn1_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t K, const double* m,
+                         const double* a, const double* off, const double* slope) noexcept nogil
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
     Py_ssize_t minigrad_norm_parallel_min() noexcept nogil
     void mg_gn_forward_row_f32(const float* x, float* y, Py_ssize_t K, Py_ssize_t S,
@@ -270,12 +313,11 @@ cdef inline void seg_moments(const floating* x, Py_ssize_t K, Py_ssize_t S,
                              const double* shift, double* s1, double* s2) noexcept nogil:
     """Per segment k: s1[k] += sum(x - shift[k]), s2[k] += sum((x - shift[k])^2)."""
     cdef Py_ssize_t k
-    cdef double v
     if S == 1:
-        for k in range(K):
-            v = x[k] - shift[k]
-            s1[k] += v
-            s2[k] += v * v
+        if floating is float:
+            mg_bn1_moments_f32(x, K, shift, s1, s2)
+        else:
+            mg_bn1_moments_f64(x, K, shift, s1, s2)
     elif floating is float:
         for k in range(K):
             mg_bn_moments_f32(x + k * S, S, <float>shift[k], s1 + k, s2 + k)
@@ -289,13 +331,12 @@ cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
                          double* sdx) noexcept nogil:
     """Per segment k: sdy[k] += sum(dy), sdx[k] += sum(dy * (x - m[k]))."""
     cdef Py_ssize_t k
-    cdef double d
     cdef floating around
     if S == 1:
-        for k in range(K):
-            d = dy[k]
-            sdy[k] += d
-            sdx[k] += d * (x[k] - m[k])
+        if floating is float:
+            mg_bn1_dot_f32(dy, x, K, m, sdy, sdx)
+        else:
+            mg_bn1_dot_f64(dy, x, K, m, sdy, sdx)
     else:
         for k in range(K):
             around = <floating>m[k]
@@ -309,8 +350,10 @@ cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
     cdef Py_ssize_t k
     cdef floating around
     if S == 1:
-        for k in range(K):
-            y[k] = <floating>((x[k] - m[k]) * a[k] + b[k])
+        if floating is float:
+            mg_bn1_affine_f32(x, y, K, m, a, b)
+        else:
+            mg_bn1_affine_f64(x, y, K, m, a, b)
     else:
         for k in range(K):
             around = <floating>m[k]
@@ -326,8 +369,10 @@ cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
     cdef Py_ssize_t k
     cdef floating around
     if S == 1:
-        for k in range(K):
-            dx[k] = <floating>(a[k] * dy[k] + off[k] + slope[k] * (x[k] - m[k]))
+        if floating is float:
+            mg_bn1_grad_f32(dy, x, dx, K, m, a, off, slope)
+        else:
+            mg_bn1_grad_f64(dy, x, dx, K, m, a, off, slope)
     else:
         for k in range(K):
             around = <floating>m[k]
