@@ -4,6 +4,8 @@ import operator
 
 from ...tensor import Tensor
 from ..module import Module
+from .activation import ReLU
+from .pool import MaxPool2d
 
 
 def _index(idx, size, kind):
@@ -41,6 +43,18 @@ class _ModuleSequence(Module):
         return self
 
 
+def _hooked(module):
+    return bool(module._forward_pre_hooks or module._forward_hooks)
+
+
+def _commutes_with_relu(module):
+    """A max pooling whose every window holds input elements (no padding: a
+    window made of padding alone gives -inf, which relu would turn into 0),
+    returning no indices (those of relu(x) may differ where relu ties)."""
+    return (type(module) is MaxPool2d and not module.return_indices and not _hooked(module)
+            and module._params.padding == (0, 0))
+
+
 class Sequential(_ModuleSequence):
     """Modules called in order, each on the previous one's output.
     `Sequential(m0, m1, ...)` names them "0", "1", ...; an OrderedDict gives names."""
@@ -55,9 +69,24 @@ class Sequential(_ModuleSequence):
                 self.add_module(str(i), module)
 
     def forward(self, x):
+        # ReLU then an unpadded max pooling runs as pooling then ReLU: the same
+        # values and gradients (max commutes with a monotone function, and a
+        # window whose maximum is <= 0 passes no gradient either way), with
+        # the ReLU and its backward on the pooled, smaller tensor.
+        held = None  # a ReLU waiting to see whether a pooling follows
         for module in self._modules.values():
+            if held is not None:
+                if _commutes_with_relu(module):
+                    x = held(module(x))
+                    held = None
+                    continue
+                x = held(x)
+                held = None
+            if type(module) is ReLU and not _hooked(module):
+                held = module
+                continue
             x = module(x)
-        return x
+        return x if held is None else held(x)
 
 
     def __getitem__(self, idx):
