@@ -571,3 +571,47 @@ def test_compiled_max_pool_2x2_fast_path(dtype, hw):
     finite = np.nan_to_num(x, nan=0.0)
     np.testing.assert_array_equal(core.max_pool2d_forward(finite, *args)[1],
                                   naive_max_pool(finite, *args)[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,k,n,length", [(32, 144, 8, 196), (5, 7, 3, 11), (9, 3, 2, 1),
+                                          (16, 9, 2, 16), (1, 1, 1, 40), (17, 33, 5, 37)])
+def test_compiled_panel_matmul_matches_reference(dtype, m, k, n, length):
+    """Every layout pair; blocks crossing samples (length not a multiple of the
+    block), rows past the last full panel, a transposed (strided) A; the first
+    shape is large enough for the threaded path."""
+    rng = np.random.default_rng(m * k + length)
+    a = rand(rng, (k, m), dtype).T
+    bias = rand(rng, (m,), dtype)
+    for b_per_sample in (False, True):
+        b = rand(rng, (n, k, length) if b_per_sample else (k, n * length), dtype)
+        for out_per_sample in (False, True):
+            for bb in (None, bias):
+                got = core.panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bb)
+                want = ref.panel_matmul(np, a, b, n, length, b_per_sample, out_per_sample, bb)
+                assert got.shape == want.shape and got.dtype == dtype
+                assert_same(got, want, dtype)
+
+
+def test_panel_matmul_reference_is_the_plain_product():
+    rng = np.random.default_rng(0)
+    a, b, bias = rng.standard_normal((4, 6)), rng.standard_normal((3, 6, 5)), rng.standard_normal(4)
+    want = np.stack([a @ b[i] + bias[:, None] for i in range(3)])
+    np.testing.assert_allclose(ref.panel_matmul(np, a, b, 3, 5, True, True, bias), want, rtol=1e-14)
+    merged = np.concatenate(list(b), axis=1)
+    np.testing.assert_allclose(ref.panel_matmul(np, a, merged, 3, 5, False, False),
+                               a @ merged, rtol=1e-14)
+
+
+@pytest.mark.parametrize("case", ["float16", "empty"])
+def test_compiled_panel_matmul_falls_back(case):
+    rng = np.random.default_rng(1)
+    if case == "float16":
+        a, b = rng.standard_normal((3, 4)).astype(np.float16), rng.standard_normal((4, 10)).astype(np.float16)
+        n, length = 2, 5
+    else:
+        a, b, n, length = rng.standard_normal((3, 4)), np.zeros((4, 0)), 0, 5
+    got = core.panel_matmul(a, b, n, length, False, True)
+    want = ref.panel_matmul(np, a, b, n, length, False, True)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)

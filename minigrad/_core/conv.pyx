@@ -448,6 +448,68 @@ def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
     return dx
 
 
+cdef extern from "panelgemm.h":
+    int MG_MR
+    int MG_NR
+    ctypedef struct mg_layout:
+        Py_ssize_t L, R, S
+    void mg_panel_gemm_f32(const float* ap, Py_ssize_t M, Py_ssize_t K, const float* B,
+                           mg_layout lb, float* out, mg_layout lo, const float* bias,
+                           Py_ssize_t j0, Py_ssize_t j1, float* scratch) noexcept nogil
+    void mg_panel_gemm_f64(const double* ap, Py_ssize_t M, Py_ssize_t K, const double* B,
+                           mg_layout lb, double* out, mg_layout lo, const double* bias,
+                           Py_ssize_t j0, Py_ssize_t j1, double* scratch) noexcept nogil
+
+
+def _panel_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[::1] b, mg_layout lb,
+               real[::1] out, mg_layout lo, bias, Py_ssize_t N, int nt):
+    cdef Py_ssize_t t, j0, j1, blocks = (N + MG_NR - 1) // MG_NR
+    cdef real[:, ::1] scratch = np.empty((nt, K * MG_NR), dtype=np.float32 if real is float else np.float64)
+    cdef const real[::1] bias_v
+    cdef const real* pbias = NULL
+    if bias is not None:
+        bias_v = bias
+        pbias = &bias_v[0]
+    for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
+        j0 = blocks * t // nt * MG_NR
+        j1 = min(N, blocks * (t + 1) // nt * MG_NR)
+        if j0 < j1:
+            if real is float:
+                mg_panel_gemm_f32(&ap[0], M, K, &b[0], lb, &out[0], lo, pbias, j0, j1,
+                                  &scratch[threadid(), 0])
+            else:
+                mg_panel_gemm_f64(&ap[0], M, K, &b[0], lb, &out[0], lo, pbias, j0, j1,
+                                  &scratch[threadid(), 0])
+
+
+def _pack_panels(a):
+    """a (M, K) as the kernel's panels: (ceil(M / MG_MR), K, MG_MR), zero rows past M."""
+    m, k = a.shape
+    padded = np.zeros(((m + MG_MR - 1) // MG_MR * MG_MR, k), dtype=a.dtype)
+    padded[:m] = a
+    return np.ascontiguousarray(padded.reshape(-1, MG_MR, k).transpose(0, 2, 1)).reshape(-1)
+
+
+def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None):
+    """See the reference: a (M, K) @ B (+ bias), B and the result either one
+    matrix or one block per sample."""
+    m, k = a.shape
+    cols = n * length
+    if not (_compiled_for(a, b) and a.dtype == b.dtype and cols > 0 and m > 0 and k > 0
+            and (bias is None or bias.dtype == a.dtype)):
+        return _ref.panel_matmul(np, a, b, n, length, b_per_sample, out_per_sample, bias)
+    b = np.ascontiguousarray(b)
+    out = np.empty((n, m, length) if out_per_sample else (m, cols), dtype=a.dtype)
+    cdef mg_layout lb, lo
+    lb.L, lb.R, lb.S = (length, length, k * length) if b_per_sample else (cols, cols, 0)
+    lo.L, lo.R, lo.S = (length, length, m * length) if out_per_sample else (cols, cols, 0)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias).reshape(-1)
+    _panel_run(_pack_panels(a), m, k, b.reshape(-1), lb, out.reshape(-1), lo, bias, cols,
+               _threads(m * k * cols // 8))
+    return out
+
+
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W) -> (y, int64 indices), both (N, C, oh, ow)."""
     if not (_compiled_for(x) and oh > 0 and ow > 0):

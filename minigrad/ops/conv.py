@@ -153,7 +153,12 @@ class Conv2d(Op):
         w3 = wd.reshape(groups, o // groups, kg)
         self.kept = None  # (merged, columns) for the backward
         keep = weight.requires_grad and is_grad_enabled()
-        if _per_sample(self.device, kg):
+        if groups == 1 and not _few_rows(kg):  # one product, written straight into y's layout
+            cols = unfold(backend, xd, args)
+            self._keep(keep, True, cols.reshape(1, kg, n * length))
+            y = backend.panel_matmul(wd.reshape(o, kg), cols, n, length, False, True,
+                                     None if bias is None else bias._data)
+        elif _per_sample(self.device, kg):
             cols = unfold(backend, xd, args, merged=False).reshape(n, groups, kg, length)
             self._keep(keep, False, cols)
             y = xp.matmul(w3, cols).reshape(n, o, length)
@@ -195,12 +200,13 @@ class Conv2d(Op):
         dy = dy.reshape(n, o, length)
         db = _wrap(dy.sum(axis=(0, 2)), dev) if need_b else None
         per_sample = _per_sample(dev, kg)
-        needs_merged = not _few_rows(kg) and (need_w or not per_sample)
+        merged_w = need_w and not _few_rows(kg)  # (few rows: per-sample products are faster)
+        needs_merged = merged_w or (need_x and not per_sample)
         dy_m = _merged(xp, dy, groups) if needs_merged else None
         dy_s = dy.reshape(n, groups, og, length)
         dw = dx = None
         if need_w:
-            if _few_rows(kg):
+            if not merged_w:
                 cols = self._columns(False, (n, groups, kg, length))
                 dw_t = xp.matmul(cols, dy_s.transpose(0, 1, 3, 2)).sum(axis=0)
             else:  # cols·dy₂ᵀ: faster than dy₂·colsᵀ, whose large operand is the transposed one

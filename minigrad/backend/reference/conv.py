@@ -14,7 +14,7 @@ Shared conventions:
 """
 
 __all__ = [
-    "im2col", "col2im",
+    "im2col", "col2im", "panel_matmul",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
@@ -22,6 +22,21 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- helpers
+
+def panel_matmul(xp, a, b, n, length, b_per_sample, out_per_sample, bias=None):
+    """a (M, K) @ B, plus bias (M,) per row when given. B is b (K, n*length),
+    or b (n, K, length) when b_per_sample (sample-major columns, as dy). The
+    result is (M, n*length), or (n, M, length) when out_per_sample (as y)."""
+    m, k = a.shape
+    if b_per_sample:
+        b = b.transpose(1, 0, 2).reshape(k, n * length)
+    y = xp.matmul(a, b)
+    if bias is not None:
+        y += bias.reshape(m, 1)
+    if out_per_sample:
+        return xp.ascontiguousarray(y.reshape(m, n, length).transpose(1, 0, 2))
+    return y
+
 
 def _span(n_out, k, s, d):
     """Padded length that windows of `n_out` outputs touch (0 when empty)."""

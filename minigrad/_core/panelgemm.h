@@ -1,0 +1,86 @@
+/* out = A @ B for a small A (M x K, packed into cache-sized panels) and a
+   wide B (K x N): the products of convolution, where M and K are channel
+   counts times kernel sizes (tens to hundreds) and N is batch times pixels.
+   General BLAS packs all of B on every call and runs at half speed on such
+   shapes; here B is read in place, a block of MG_NR columns at a time.
+
+   B and out may each be one matrix or one per sample: element (r, j) of a
+   matrix with layout {L, R, S} sits at (j / L) * S + r * R + j % L, so a
+   row-major (rows x N) matrix is {N, N, 0} and a per-sample (n, rows, L)
+   array is {L, L, rows * L}. Convolution thus reads dy and writes y in
+   their (N, C, H*W) layout, with no transposing copies. */
+#ifndef MINIGRAD_PANELGEMM_H
+#define MINIGRAD_PANELGEMM_H
+
+#include <stddef.h>
+#include "vecmath.h"
+
+#define MG_MR 8   /* rows of A per panel: MG_MR accumulator rows */
+#define MG_NR 16  /* columns of B per block: one AVX-512 register of floats */
+
+typedef struct { ptrdiff_t L, R, S; } mg_layout;
+
+MG_INLINE ptrdiff_t mg_at(mg_layout l, ptrdiff_t r, ptrdiff_t j) {
+    return (j / l.L) * l.S + r * l.R + j % l.L;
+}
+
+/* Columns [j0, j1) of out = A @ B (+ bias per row). `ap` is A packed by
+   panel: panel p holds rows p*MG_MR.. as K consecutive groups of MG_MR
+   values (rows past M are zeros). `scratch` (K * MG_NR values) receives a
+   block of B that is not contiguous in memory. */
+#define MG_DEFINE_PANELGEMM(SFX, T) \
+/* MG_NR values as one vector (GCC/Clang vector extensions): the MG_MR \
+   accumulators stay in registers, which plain loops do not guarantee. */ \
+typedef T mg_vec_##SFX __attribute__((vector_size(MG_NR * sizeof(T)))); \
+MG_CLONES static void mg_panel_gemm_##SFX(const T *restrict ap, ptrdiff_t M, ptrdiff_t K, \
+        const T *restrict B, mg_layout lb, T *restrict out, mg_layout lo, \
+        const T *restrict bias, ptrdiff_t j0, ptrdiff_t j1, T *restrict scratch) { \
+    for (ptrdiff_t jb = j0; jb < j1; jb += MG_NR) { \
+        const ptrdiff_t nr = j1 - jb < MG_NR ? j1 - jb : MG_NR; \
+        const T *restrict bb; \
+        ptrdiff_t ldb; \
+        if (nr == MG_NR && jb / lb.L == (jb + MG_NR - 1) / lb.L) { \
+            bb = B + mg_at(lb, 0, jb); \
+            ldb = lb.R; \
+        } else { /* the block crosses a sample boundary or the end: gather it */ \
+            ptrdiff_t at[MG_NR]; \
+            for (ptrdiff_t j = 0; j < nr; j++) at[j] = mg_at(lb, 0, jb + j); \
+            for (ptrdiff_t k = 0; k < K; k++) \
+                for (ptrdiff_t j = 0; j < MG_NR; j++) \
+                    scratch[k * MG_NR + j] = j < nr ? B[at[j] + k * lb.R] : (T)0; \
+            bb = scratch; \
+            ldb = MG_NR; \
+        } \
+        const int out_contiguous = nr == MG_NR && jb / lo.L == (jb + MG_NR - 1) / lo.L; \
+        ptrdiff_t out_at[MG_NR]; \
+        if (!out_contiguous) \
+            for (ptrdiff_t j = 0; j < nr; j++) out_at[j] = mg_at(lo, 0, jb + j); \
+        for (ptrdiff_t ib = 0; ib < M; ib += MG_MR) { \
+            const T *restrict pa = ap + ib * K; \
+            mg_vec_##SFX acc[MG_MR]; \
+            for (int i = 0; i < MG_MR; i++) acc[i] = (mg_vec_##SFX){0}; \
+            for (ptrdiff_t k = 0; k < K; k++) { \
+                mg_vec_##SFX bv; \
+                memcpy(&bv, bb + k * ldb, sizeof bv); \
+                const T *restrict ak = pa + k * MG_MR; \
+                for (int i = 0; i < MG_MR; i++) acc[i] += ak[i] * bv; \
+            } \
+            const ptrdiff_t mr = M - ib < MG_MR ? M - ib : MG_MR; \
+            for (ptrdiff_t i = 0; i < mr; i++) { \
+                const T add = bias ? bias[ib + i] : (T)0; \
+                mg_vec_##SFX row = acc[i] + add; \
+                if (out_contiguous) { \
+                    memcpy(out + mg_at(lo, ib + i, jb), &row, sizeof row); \
+                } else { \
+                    for (ptrdiff_t j = 0; j < nr; j++) \
+                        out[out_at[j] + (ib + i) * lo.R] = row[j]; \
+                } \
+            } \
+        } \
+    } \
+}
+
+MG_DEFINE_PANELGEMM(f32, float)
+MG_DEFINE_PANELGEMM(f64, double)
+
+#endif
