@@ -330,6 +330,15 @@ GN_COMPARE = GN_SHAPES + [((64, 1, 512, 1), (1, 512)), ((4, 8, 8, 300), (8, 8)),
                           ((2, 8, 4, _threaded(64)), (8, 4))]
 
 
+def _relu_of(core):
+    """The relu kernel of the compiled module set `core` belongs to (None: the reference)."""
+    if core is None:
+        from minigrad.backend.reference import activation
+        return lambda a: activation.activation_forward(np, "relu", a)
+    from minigrad._core import activation
+    return lambda a: activation.activation_forward("relu", a)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", BN_COMPARE)
 def test_compiled_batch_norm_matches_reference(dtype, shape):
@@ -342,6 +351,11 @@ def test_compiled_batch_norm_matches_reference(dtype, shape):
         mean, rstd = fwd[1], fwd[3]
         assert_same([core.batch_norm_apply(x, mean, rstd, w, b)],
                     [ref.batch_norm_apply(np, x, mean, rstd, w, b)], dtype)
+        # the fused ReLU: exactly the relu kernel on each implementation's own output
+        for impl, relu in ((core, _relu_of(core)), (None, _relu_of(None))):
+            apply = impl.batch_norm_apply if impl else functools.partial(ref.batch_norm_apply, np)
+            np.testing.assert_array_equal(apply(x, mean, rstd, w, b, True),
+                                          relu(apply(x, mean, rstd, w, b)))
         for batch_stats in (True, False):
             assert_same(core.batch_norm_backward(dy, x, mean, rstd, w, batch_stats),
                         ref.batch_norm_backward(np, dy, x, mean, rstd, w, batch_stats), dtype)

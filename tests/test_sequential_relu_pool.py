@@ -110,3 +110,67 @@ def test_relu_chains_and_trailing_relu():
     y2.sum().backward()
     np.testing.assert_array_equal(y2.detach().numpy(), y.detach().numpy())
     np.testing.assert_array_equal(x2.grad.numpy(), x.grad.numpy())
+
+
+# ------------------------------------------------------------ BatchNorm then ReLU
+
+def _bn_relu(bn_cls, shape, seed):
+    mg.manual_seed(seed)
+    bn = bn_cls(shape[1])
+    rng = np.random.default_rng(seed)
+    bn.running_mean.numpy()[:] = rng.standard_normal(shape[1])
+    bn.running_var.numpy()[:] = rng.uniform(0.5, 2.0, shape[1])
+    bn.weight.data = mg.tensor(rng.standard_normal(shape[1]).astype(np.float32))
+    x = rng.standard_normal(shape).astype(np.float32)
+    x.flat[:3] = np.nan
+    return bn, x
+
+
+@pytest.mark.parametrize("bn_cls,shape", [(nn.BatchNorm1d, (33, 20)), (nn.BatchNorm2d, (4, 6, 5, 7)),
+                                          (nn.BatchNorm1d, (8, 5, 9))])
+def test_eval_batchnorm_relu_runs_fused_with_the_same_values(monkeypatch, bn_cls, shape):
+    bn, x_np = _bn_relu(bn_cls, shape, len(shape))
+    model = nn.Sequential(bn, nn.ReLU()).eval()
+    with mg.no_grad():
+        want = F.relu(bn(mg.tensor(x_np)))
+        seen = _relu_input_shapes(monkeypatch)
+        got = model(mg.tensor(x_np))
+    assert seen == []  # no separate ReLU ran
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_batchnorm_relu_with_grad_or_training_equals_layer_by_layer():
+    bn, x_np = _bn_relu(nn.BatchNorm2d, (4, 6, 5, 7), 0)
+    x_np = np.nan_to_num(x_np)
+    for training in (False, True):
+        bn.train(training)
+        ref_bn = nn.BatchNorm2d(6)
+        ref_bn.load_state_dict(bn.state_dict())
+        ref_bn.train(training)
+        x, y = _layer_by_layer([ref_bn, nn.ReLU()], x_np)
+        y.sum().backward()
+        x2 = mg.tensor(x_np, requires_grad=True)
+        y2 = nn.Sequential(bn, nn.ReLU())(x2)
+        y2.sum().backward()
+        np.testing.assert_array_equal(y2.detach().numpy(), y.detach().numpy())
+        np.testing.assert_array_equal(x2.grad.numpy(), x.grad.numpy())
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            np.testing.assert_array_equal(getattr(bn, name).numpy(), getattr(ref_bn, name).numpy())
+
+
+@pytest.mark.parametrize("hooked", ["bn", "relu"])
+def test_hooked_batchnorm_or_relu_is_not_fused(monkeypatch, hooked):
+    bn, x_np = _bn_relu(nn.BatchNorm1d, (10, 4), 1)
+    relu = nn.ReLU()
+    (bn if hooked == "bn" else relu).register_forward_hook(lambda *a: None)
+    seen = _relu_input_shapes(monkeypatch)
+    with mg.no_grad():
+        nn.Sequential(bn, relu).eval()(mg.tensor(x_np))
+    assert seen == [(10, 4)]
+
+
+def test_batchnorm_relu_pool_keeps_the_pooling_reorder(monkeypatch):
+    seen = _relu_input_shapes(monkeypatch)
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2))
+    model(mg.randn(2, 3, 8, 8))
+    assert seen == [(2, 3, 4, 4)]

@@ -182,8 +182,14 @@ cdef extern from *:
         *sdy += t1; *sdx += t2; \
     } \
     MG_CLONES static void mg_bn_affine_##SFX(const T *restrict x, T *restrict y, Py_ssize_t n, \
-            T shift, T d, T a, T b) { \
-        for (Py_ssize_t k = 0; k < n; k++) y[k] = ((x[k] - shift) - d) * a + b; \
+            T shift, T d, T a, T b, int relu) { \
+        if (relu) /* the relu kernel's formula, on the rounded value */ \
+            for (Py_ssize_t k = 0; k < n; k++) { \
+                const T v = ((x[k] - shift) - d) * a + b; \
+                y[k] = v <= 0 ? (T)0 : v; \
+            } \
+        else \
+            for (Py_ssize_t k = 0; k < n; k++) y[k] = ((x[k] - shift) - d) * a + b; \
     } \
     MG_CLONES static void mg_bn_grad_##SFX(const T *restrict dy, const T *restrict x, \
             T *restrict dx, Py_ssize_t n, T shift, T d, T a, T off, T slope) { \
@@ -207,9 +213,16 @@ cdef extern from *:
         } \
     } \
     MG_CLONES static void mg_bn1_affine_##SFX(const T *restrict x, T *restrict y, Py_ssize_t K, \
-            const double *restrict m, const double *restrict a, const double *restrict b) { \
-        for (Py_ssize_t k = 0; k < K; k++) \
-            y[k] = (T)(((double)x[k] - m[k]) * a[k] + b[k]); \
+            const double *restrict m, const double *restrict a, const double *restrict b, \
+            int relu) { \
+        if (relu) \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const T v = (T)(((double)x[k] - m[k]) * a[k] + b[k]); \
+                y[k] = v <= 0 ? (T)0 : v; \
+            } \
+        else \
+            for (Py_ssize_t k = 0; k < K; k++) \
+                y[k] = (T)(((double)x[k] - m[k]) * a[k] + b[k]); \
     } \
     MG_CLONES static void mg_bn1_grad_##SFX(const T *restrict dy, const T *restrict x, \
             T *restrict dx, Py_ssize_t K, const double *restrict m, const double *restrict a, \
@@ -227,9 +240,9 @@ cdef extern from *:
     void mg_bn_dot_f64(const double* dy, const double* x, Py_ssize_t n, double shift, double d,
                        double* sdy, double* sdx) noexcept nogil
     void mg_bn_affine_f32(const float* x, float* y, Py_ssize_t n, float shift, float d,
-                          float a, float b) noexcept nogil
+                          float a, float b, int relu) noexcept nogil
     void mg_bn_affine_f64(const double* x, double* y, Py_ssize_t n, double shift, double d,
-                          double a, double b) noexcept nogil
+                          double a, double b, int relu) noexcept nogil
     void mg_bn_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t n, float shift,
                         float d, float a, float off, float slope) noexcept nogil
     void mg_bn_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t n, double shift,
@@ -239,7 +252,7 @@ cdef extern from *:
     void mg_bn1_dot_f32(const float* dy, const float* x, Py_ssize_t K, const double* m, double* sdy,
                         double* sdx) noexcept nogil
     void mg_bn1_affine_f32(const float* x, float* y, Py_ssize_t K, const double* m, const double* a,
-                           const double* b) noexcept nogil
+                           const double* b, int relu) noexcept nogil
     void mg_bn1_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
     void mg_bn1_moments_f64(const double* x, Py_ssize_t K, const double* shift, double* s1,
@@ -247,7 +260,7 @@ cdef extern from *:
     void mg_bn1_dot_f64(const double* dy, const double* x, Py_ssize_t K, const double* m, double* sdy,
                         double* sdx) noexcept nogil
     void mg_bn1_affine_f64(const double* x, double* y, Py_ssize_t K, const double* m, const double* a,
-                           const double* b) noexcept nogil
+                           const double* b, int relu) noexcept nogil
     void mg_bn1_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
@@ -293,11 +306,11 @@ cdef inline void mg_bn_dot(const floating* dy, const floating* x, Py_ssize_t n, 
 
 
 cdef inline void mg_bn_affine(const floating* x, floating* y, Py_ssize_t n, floating shift,
-                              floating d, floating a, floating b) noexcept nogil:
+                              floating d, floating a, floating b, bint relu) noexcept nogil:
     if floating is float:
-        mg_bn_affine_f32(x, y, n, shift, d, a, b)
+        mg_bn_affine_f32(x, y, n, shift, d, a, b, relu)
     else:
-        mg_bn_affine_f64(x, y, n, shift, d, a, b)
+        mg_bn_affine_f64(x, y, n, shift, d, a, b, relu)
 
 
 cdef inline void mg_bn_grad(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
@@ -345,20 +358,20 @@ cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
 
 cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
                             Py_ssize_t S, const double* m, const double* a,
-                            const double* b) noexcept nogil:
-    """Per segment k: y = (x - m[k]) * a[k] + b[k]."""
+                            const double* b, bint relu) noexcept nogil:
+    """Per segment k: y = (x - m[k]) * a[k] + b[k], then relu(y) when `relu`."""
     cdef Py_ssize_t k
     cdef floating around
     if S == 1:
         if floating is float:
-            mg_bn1_affine_f32(x, y, K, m, a, b)
+            mg_bn1_affine_f32(x, y, K, m, a, b, relu)
         else:
-            mg_bn1_affine_f64(x, y, K, m, a, b)
+            mg_bn1_affine_f64(x, y, K, m, a, b, relu)
     else:
         for k in range(K):
             around = <floating>m[k]
             mg_bn_affine(x + k * S, y + k * S, S, around, <floating>(m[k] - around),
-                         <floating>a[k], <floating>b[k])
+                         <floating>a[k], <floating>b[k], relu)
 
 
 cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
@@ -405,13 +418,14 @@ cdef enum:
 
 cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
                           Py_ssize_t C, Py_ssize_t S, Py_ssize_t first,
-                          Py_ssize_t stop, double* tab) noexcept nogil:
-    """y = (x - mean) * a + b for channels first..stop-1 of every sample."""
+                          Py_ssize_t stop, double* tab, bint relu) noexcept nogil:
+    """y = (x - mean) * a + b for channels first..stop-1 of every sample
+    (then relu(y) when `relu`)."""
     cdef Py_ssize_t n, base = first * S
     for n in range(N):
         seg_affine(x + n * C * S + base, y + n * C * S + base, stop - first, S,
                    tab + T_MEAN * C + first, tab + T_A * C + first,
-                   tab + T_B * C + first)
+                   tab + T_B * C + first, relu)
 
 
 cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
@@ -434,7 +448,7 @@ cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
         tab[T_VAR * C + c] = var
         tab[T_RSTD * C + c] = r
         tab[T_A * C + c] = r * tab[T_W * C + c]
-    bn_affine_block(x, y, N, C, S, first, stop, tab)
+    bn_affine_block(x, y, N, C, S, first, stop, tab, False)
 
 
 cdef void bn_backward_block(const floating* dy, const floating* x, floating* dx,
@@ -484,13 +498,13 @@ def _bn_forward_kernel(const floating[:, :, ::1] x, floating[:, :, ::1] y,
 
 
 def _bn_affine_kernel(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                      double[:, ::1] tab, Py_ssize_t bs, Py_ssize_t nb, int nt):
+                      double[:, ::1] tab, bint relu, Py_ssize_t bs, Py_ssize_t nb, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], blk
     cdef const floating* px = &x[0, 0, 0]
     cdef floating* py = &y[0, 0, 0]
     cdef double* pt = &tab[0, 0]
     for blk in prange(nb, nogil=True, num_threads=nt, schedule='static'):
-        bn_affine_block(px, py, N, C, S, blk * bs, min(C, (blk + 1) * bs), pt)
+        bn_affine_block(px, py, N, C, S, blk * bs, min(C, (blk + 1) * bs), pt, relu)
 
 
 def _bn_backward_kernel(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
@@ -591,15 +605,15 @@ def batch_norm_forward(x, weight, bias, eps):
     return y, tab[T_MEAN].astype(x.dtype), tab[T_VAR].astype(x.dtype), tab[T_RSTD].astype(x.dtype)
 
 
-def batch_norm_apply(x, mean, rstd, weight, bias):
+def batch_norm_apply(x, mean, rstd, weight, bias, relu=False):
     """See minigrad.backend.reference.norm.batch_norm_apply."""
     if not _compiled_dtype(x):
-        return _ref.batch_norm_apply(np, x, mean, rstd, weight, bias)
+        return _ref.batch_norm_apply(np, x, mean, rstd, weight, bias, relu)
     x = np.ascontiguousarray(x)
     tab = _channel_table(x.shape[1], weight, bias, mean, rstd)
     tab[T_A] = tab[T_RSTD] * tab[T_W]
     y = np.empty_like(x)
-    _bn_affine_kernel(x, y, tab, *_bn_blocks(x.size, x.shape[1], x.shape[2]))
+    _bn_affine_kernel(x, y, tab, bool(relu), *_bn_blocks(x.size, x.shape[1], x.shape[2]))
     return y
 
 

@@ -32,6 +32,7 @@ from ..autograd import Op, is_grad_enabled
 from ..dtypes import float64
 from ..tensor import Tensor, zeros
 from .shape import cat
+from .activation import activation
 from .softmax import softmax
 
 _wrap = Tensor._wrap
@@ -48,11 +49,13 @@ class Plan:
     batch statistics it measured (`mean`, biased `var`)."""
 
     __slots__ = ("name", "layout", "shape", "param_shape", "tile", "eps", "center", "given",
-                 "mean", "var")
+                 "relu", "mean", "var")
 
-    def __init__(self, name, layout, shape, param_shape, eps, center=True, tile=1, given=None):
+    def __init__(self, name, layout, shape, param_shape, eps, center=True, tile=1, given=None,
+                 relu=False):
         self.name, self.layout, self.shape, self.param_shape = name, layout, shape, param_shape
         self.eps, self.center, self.tile, self.given = float(eps), center, tile, given
+        self.relu = relu  # given statistics only, and never recorded for backward
         self.mean = self.var = None
 
     @property
@@ -110,7 +113,7 @@ class Normalization(Op):
             plan.mean = mean
         else:
             mean, rstd = plan.given
-            y = be.batch_norm_apply(xd, mean, rstd, w, b)
+            y = be.batch_norm_apply(xd, mean, rstd, w, b, plan.relu)
         self.x, self.xd, self.weight, self.bias, self.plan = x, xd, weight, bias, plan
         self.w, self.mean, self.rstd = w, mean, rstd
         return y.reshape(x._data.shape)
@@ -287,6 +290,10 @@ def _empty_output(x, weight, bias, param_shape):
     return out if bias is None else out + bias.reshape(param_shape)
 
 
+def relu_op(t):
+    return activation(t, "relu")
+
+
 # ---------------------------------------------------------------- running statistics
 
 def _given_stats(x, running_mean, running_var, eps):
@@ -320,6 +327,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Batch normalization over (N, C, *): statistics per channel over the
     batch and spatial dims when `training`, else running_mean/running_var.
     In training, given running statistics are updated in place."""
+    return batch_norm_relu(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                           relu=False)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,  # noqa: A002
+                    training=False, momentum=0.1, eps=1e-5, relu=True):
+    """relu(batch_norm(...)) (plain batch_norm with relu=False). With running
+    statistics and no graph being recorded, the ReLU is applied inside the
+    normalization kernel (one pass over the data instead of two)."""
     _check_input("batch_norm", input, 2)
     shape = tuple(input.shape)
     C = shape[1]
@@ -330,18 +346,21 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and running_mean is not None:
         check_real("batch_norm", "momentum", momentum)
     if input._data.size == 0:
-        return _empty_output(input, weight, bias, _channel_shape(input))
+        out = _empty_output(input, weight, bias, _channel_shape(input))
+        return relu_op(out) if relu else out
     N, S = shape[0], math.prod(shape[2:])
     if not training:
         given = _given_stats(input, running_mean, running_var, eps)
-        return Normalization.apply(input, weight, bias,
-                                   Plan("BatchNorm", BATCH, (N, C, S), (C,), eps, given=given))
+        fused = relu and not is_grad_enabled()
+        out = Normalization.apply(input, weight, bias, Plan("BatchNorm", BATCH, (N, C, S), (C,), eps,
+                                                            given=given, relu=fused))
+        return relu_op(out) if relu and not fused else out
     verify_batch_size(shape)
     plan = Plan("BatchNorm", BATCH, (N, C, S), (C,), eps)
     out = Normalization.apply(input, weight, bias, plan)
     if running_mean is not None:
         update_running_stats(running_mean, running_var, plan.mean, plan.var, N * S, momentum)
-    return out
+    return relu_op(out) if relu else out
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002

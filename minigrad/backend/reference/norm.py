@@ -23,6 +23,8 @@ Shared conventions:
   statistics were constants (batch norm in eval mode).
 """
 
+from .activation import activation_forward
+
 __all__ = [
     "batch_norm_forward", "batch_norm_apply", "batch_norm_backward",
     "group_norm_forward", "group_norm_backward",
@@ -92,13 +94,15 @@ def batch_norm_forward(xp, x, weight, bias, eps):
     return tuple(_cast(a, x.dtype) for a in (y, mean, var, rstd))
 
 
-def batch_norm_apply(xp, x, mean, rstd, weight, bias):
-    """y = (x - mean) * rstd * weight + bias with given per-channel statistics.
+def batch_norm_apply(xp, x, mean, rstd, weight, bias, relu=False):
+    """y = (x - mean) * rstd * weight + bias with given per-channel statistics,
+    then relu(y) when `relu` (exactly the relu kernel on the rounded y).
 
     x (N, C, S); mean, rstd (C,); weight, bias (C,) or None. Returns y (N, C, S).
     """
     xhat = (_f64(xp, x) - _channel(_f64(xp, mean))) * _channel(_f64(xp, rstd))
-    return _cast(_scale_shift(xp, xhat, weight, bias, _channel), x.dtype)
+    y = _cast(_scale_shift(xp, xhat, weight, bias, _channel), x.dtype)
+    return activation_forward(xp, "relu", y) if relu else y
 
 
 def batch_norm_backward(xp, dy, x, mean, rstd, weight, batch_stats):

@@ -5,7 +5,10 @@ import operator
 from ...tensor import Tensor
 from ..module import Module
 from .activation import ReLU
+from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pool import MaxPool2d
+
+_BATCH_NORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
 
 
 def _index(idx, size, kind):
@@ -47,6 +50,14 @@ def _hooked(module):
     return bool(module._forward_pre_hooks or module._forward_hooks)
 
 
+def _plain_relu(module):
+    return type(module) is ReLU and not _hooked(module)
+
+
+def _fuses_relu(module):
+    return type(module) in _BATCH_NORMS and not _hooked(module)
+
+
 def _commutes_with_relu(module):
     """A max pooling whose every window holds input elements (no padding: a
     window made of padding alone gives -inf, which relu would turn into 0),
@@ -69,24 +80,30 @@ class Sequential(_ModuleSequence):
                 self.add_module(str(i), module)
 
     def forward(self, x):
-        # ReLU then an unpadded max pooling runs as pooling then ReLU: the same
-        # values and gradients (max commutes with a monotone function, and a
-        # window whose maximum is <= 0 passes no gradient either way), with
-        # the ReLU and its backward on the pooled, smaller tensor.
-        held = None  # a ReLU waiting to see whether a pooling follows
-        for module in self._modules.values():
-            if held is not None:
-                if _commutes_with_relu(module):
-                    x = held(module(x))
-                    held = None
-                    continue
-                x = held(x)
-                held = None
-            if type(module) is ReLU and not _hooked(module):
-                held = module
-                continue
-            x = module(x)
-        return x if held is None else held(x)
+        # Two rewrites with the same values and gradients, where no hook
+        # could see the difference:
+        # - ReLU then an unpadded max pooling runs as pooling then ReLU (max
+        #   commutes with a monotone function, and a window whose maximum is
+        #   <= 0 passes no gradient either way): the ReLU and its backward
+        #   work on the pooled, smaller tensor;
+        # - BatchNorm then ReLU (not followed by such a pooling) runs as one
+        #   fused pass where it can (evaluation, no graph recorded).
+        modules = list(self._modules.values())
+        i, n = 0, len(modules)
+        while i < n:
+            module = modules[i]
+            after = modules[i + 1] if i + 1 < n else None
+            if after is not None and _plain_relu(module) and _commutes_with_relu(after):
+                x = module(after(x))
+                i += 2
+            elif (after is not None and _plain_relu(after) and _fuses_relu(module)
+                  and not (i + 2 < n and _commutes_with_relu(modules[i + 2]))):
+                x = module.forward_relu(x)
+                i += 2
+            else:
+                x = module(x)
+                i += 1
+        return x
 
 
     def __getitem__(self, idx):

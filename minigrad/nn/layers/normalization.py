@@ -124,15 +124,23 @@ class _BatchNorm(_NormBase):
     _ranks = ()
 
     def forward(self, input):  # noqa: A002
+        return self._normalize(input, relu=False)
+
+    def forward_relu(self, input):  # noqa: A002
+        """relu(self(input)), without hooks: what Sequential runs for this
+        layer followed by a ReLU (fused into one pass in evaluation)."""
+        return self._normalize(input, relu=True)
+
+    def _normalize(self, input, relu):  # noqa: A002
         _check_rank("batch_norm", input, self._ranks)
         self._check_channels(input)
         factor = self._momentum_step()
         # batch statistics in training, and in eval when there are no running ones
         use_batch = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
-        return N.batch_norm(input, self.running_mean if track else None,
-                            self.running_var if track else None, self.weight, self.bias,
-                            use_batch, factor, self.eps)
+        return N.batch_norm_relu(input, self.running_mean if track else None,
+                                 self.running_var if track else None, self.weight, self.bias,
+                                 use_batch, factor, self.eps, relu)
 
 
 class BatchNorm1d(_BatchNorm):
