@@ -200,11 +200,29 @@ cdef object _row_targets(target, Py_ssize_t c, ignore_index):
     return out
 
 
+_UNIT_WEIGHTS = {}  # (C, dtype) -> read-only ones: no per-call allocation for the usual case
+
+
 cdef tuple _weights(weight, Py_ssize_t c, dtype):
     """Per-class weights as a contiguous array of the logits' dtype (ones
     when weight is None), and their sum."""
-    w = numpy.ones(c, dtype=dtype) if weight is None else numpy.ascontiguousarray(weight, dtype=dtype)
+    if weight is None:
+        key = (c, dtype)
+        w = _UNIT_WEIGHTS.get(key)
+        if w is None:
+            w = numpy.ones(c, dtype=dtype)
+            w.setflags(write=False)
+            _UNIT_WEIGHTS[key] = w
+        return w, float(c)
+    w = numpy.ascontiguousarray(weight, dtype=dtype)
     return w, float(w.sum(dtype=numpy.float64))
+
+
+cdef object _per_row(a, Py_ssize_t n, dtype):
+    """a (a scalar, (1,) or (n,)) as a contiguous (n,) array of dtype."""
+    if isinstance(a, numpy.ndarray) and a.shape == (n,) and a.dtype == dtype and a.flags.c_contiguous:
+        return a
+    return numpy.ascontiguousarray(numpy.broadcast_to(a, (n,)), dtype=dtype)
 
 
 def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing):
@@ -240,8 +258,8 @@ def cross_entropy_backward(logits, target, weight, ignore_index, label_smoothing
     n, c = z.shape
     t = _row_targets(target, c, ignore_index)
     w, w_sum = _weights(weight, c, z.dtype)
-    lse = numpy.ascontiguousarray(numpy.broadcast_to(lse, (n,)), dtype=z.dtype)
-    g = numpy.ascontiguousarray(numpy.broadcast_to(dlosses, (n,)), dtype=z.dtype)
+    lse = _per_row(lse, n, z.dtype)
+    g = _per_row(dlosses, n, z.dtype)
     dz = numpy.empty_like(z)
     _backward(z, t, w, w_sum, float(label_smoothing), lse, g, dz)
     return dz

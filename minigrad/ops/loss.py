@@ -62,7 +62,7 @@ class RowLayout:
 
     def unrows(self, a):
         if self.perm is None:
-            return a.reshape(self.shape)
+            return a if tuple(a.shape) == self.shape else a.reshape(self.shape)
         a = a.reshape(self.moved_shape)
         return a.permute(*self.inverse) if isinstance(a, Tensor) else a.transpose(self.inverse)
 
