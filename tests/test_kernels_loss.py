@@ -256,3 +256,65 @@ def test_reference_and_compiled_match_torch(weighted, eps):
         np.testing.assert_allclose(losses, lt.detach().numpy(), rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(bwd(logits, target, weight, IGNORE, eps, lse, dlosses),
                                    gt.numpy(), rtol=1e-11, atol=1e-14)
+
+
+# ------------------------------------------------------------ softmax rows
+
+SOFTMAX_SHAPES = [(1, 1), (3, 7), (5, 1), (256, 1000), (2, 3, 4), (4, 2 * parallel_min() // 4 + 3)]
+
+
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SOFTMAX_SHAPES)
+def test_compiled_softmax_matches_reference(shape, dtype, log):
+    rng = np.random.default_rng(len(shape) * 100 + shape[-1])
+    x = (rng.standard_normal(shape) * 5).astype(dtype)
+    x.flat[0] = 1e4  # a huge logit must not overflow
+    g = rng.standard_normal(shape).astype(dtype)
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    for dim in (-1, len(shape) - 1):
+        y = core.softmax_forward(x, dim, log)
+        want = ref.softmax_forward(np, x.astype(np.float64), dim, log)
+        assert y.dtype == dtype and y.shape == x.shape
+        np.testing.assert_allclose(y, want, **tol)
+        dx = core.softmax_backward(y, g, dim, log)
+        want_dx = ref.softmax_backward(np, want, g.astype(np.float64), dim, log)
+        assert dx.dtype == dtype
+        np.testing.assert_allclose(dx, want_dx, **tol)
+
+
+def test_softmax_reference_formulas():
+    x = np.array([[1.0, 2.0, 3.0], [-1e4, 0.0, 1e4]])
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(ref.softmax_forward(np, x, 1, False), p, rtol=1e-15)
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(ref.softmax_forward(np, x, 1, True), log_p, rtol=1e-15)
+    g = np.array([[0.5, -1.0, 2.0], [1.0, 1.0, 1.0]])
+    jac = lambda row: np.diag(row) - np.outer(row, row)  # noqa: E731
+    for i in range(2):
+        np.testing.assert_allclose(ref.softmax_backward(np, p, g, 1, False)[i], jac(p[i]) @ g[i],
+                                   atol=1e-15)
+        np.testing.assert_allclose(ref.softmax_backward(np, log_p, g, 1, True)[i],
+                                   g[i] - p[i] * g[i].sum(), atol=1e-15)
+
+
+@pytest.mark.parametrize("case", ["other dim", "strided", "float16", "minus inf row"])
+def test_compiled_softmax_outside_the_fast_path_equals_reference(case):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 6))
+    dim = 1
+    if case == "other dim":
+        dim = 0
+    elif case == "strided":
+        x = rng.standard_normal((6, 4)).T
+    elif case == "float16":
+        x = x.astype(np.float16)
+    else:
+        x[1] = -np.inf
+    for log in (False, True):
+        with np.errstate(invalid="ignore"):  # the -inf row: -inf - -inf, NaN as in PyTorch
+            got, want = core.softmax_forward(x, dim, log), ref.softmax_forward(np, x, dim, log)
+        assert got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-3 if case == "float16" else 1e-12)

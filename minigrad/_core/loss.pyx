@@ -1,4 +1,5 @@
-"""Compiled softmax cross-entropy: one pass per row forward, one backward.
+"""Compiled row kernels over logits: softmax/log_softmax and softmax
+cross-entropy, one pass per row forward, one backward.
 
 Same names, arguments and results as minigrad.backend.reference.loss (without
 `xp`); the formulas are documented there. Each row is reduced in double:
@@ -68,6 +69,42 @@ cdef extern from *:
         dz[t] = (T)(mg_ce_exp((double)z[t] - lse, c) * p_scale - smooth * w[t] - hit); \\
     }
 
+    /* softmax (log = 0) or log_softmax (log = 1) of one row: max, then the
+       sum of exp in double, then the outputs from lse = max + log(sum). */
+    #define MG_SOFTMAX(SUFFIX, T) \
+    MG_CLONES static void mg_softmax_forward_##SUFFIX(const T *restrict z, Py_ssize_t n, \
+            int log_out, T *restrict y) { \
+        const mg_ce_consts cc = mg_ce_c, *c = &cc; \
+        double m = z[0], s = 0.0; \
+        _Pragma("omp simd reduction(max: m)") \
+        for (Py_ssize_t j = 1; j < n; j++) m = z[j] > m ? z[j] : m; \
+        _Pragma("omp simd reduction(+: s)") \
+        for (Py_ssize_t j = 0; j < n; j++) s += mg_ce_exp((double)z[j] - m, c); \
+        const double lse = m + log(s); \
+        if (log_out) \
+            for (Py_ssize_t j = 0; j < n; j++) y[j] = (T)((double)z[j] - lse); \
+        else \
+            for (Py_ssize_t j = 0; j < n; j++) y[j] = (T)mg_ce_exp((double)z[j] - lse, c); \
+    } \
+    /* dx of one row from the output y and its gradient g */ \
+    MG_CLONES static void mg_softmax_backward_##SUFFIX(const T *restrict y, const T *restrict g, \
+            Py_ssize_t n, int log_out, T *restrict dx) { \
+        const mg_ce_consts cc = mg_ce_c, *c = &cc; \
+        double s = 0.0; \
+        if (log_out) { \
+            _Pragma("omp simd reduction(+: s)") \
+            for (Py_ssize_t j = 0; j < n; j++) s += g[j]; \
+            for (Py_ssize_t j = 0; j < n; j++) \
+                dx[j] = (T)((double)g[j] - mg_ce_exp((double)y[j], c) * s); \
+        } else { \
+            _Pragma("omp simd reduction(+: s)") \
+            for (Py_ssize_t j = 0; j < n; j++) s += (double)g[j] * y[j]; \
+            for (Py_ssize_t j = 0; j < n; j++) dx[j] = (T)((double)y[j] * ((double)g[j] - s)); \
+        } \
+    }
+
+    MG_SOFTMAX(f64, double)
+    MG_SOFTMAX(f32, float)
     MG_CE_FORWARD(f64, double)
     MG_CE_FORWARD(f32, float)
     MG_CE_BACKWARD(f64, double)
@@ -86,6 +123,12 @@ cdef extern from *:
     void mg_ce_backward_f32(const float* z, Py_ssize_t n, const float* w, double w_sum,
                             int64_t t, double eps, double lse, double g,
                             float* dz) noexcept nogil
+    void mg_softmax_forward_f32(const float* z, Py_ssize_t n, int log_out, float* y) noexcept nogil
+    void mg_softmax_forward_f64(const double* z, Py_ssize_t n, int log_out, double* y) noexcept nogil
+    void mg_softmax_backward_f32(const float* y, const float* g, Py_ssize_t n, int log_out,
+                                 float* dx) noexcept nogil
+    void mg_softmax_backward_f64(const double* y, const double* g, Py_ssize_t n, int log_out,
+                                 double* dx) noexcept nogil
 
 mg_ce_c.exp_lo = -746.0  # exp(-746) < 2**-1075 rounds to 0
 mg_ce_c.exp_hi = 710.0   # exp(710) > max double
@@ -158,6 +201,72 @@ def _backward(const floating[:, ::1] z, const int64_t[::1] t, const floating[::1
             for k in prange(0, n, step, schedule="dynamic"):
                 _backward_block(&z[0, 0], c, &t[0], &w[0], w_sum, eps, &lse[0], &g[0],
                                 &dz[0, 0], k, min(k + step, n))
+
+
+cdef void _softmax_rows(const floating* a, const floating* b, floating* out, Py_ssize_t c,
+                        bint log_out, bint backward, Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """Rows r0..r1-1: forward from logits a, or backward from output a and gradient b."""
+    cdef Py_ssize_t i
+    for i in range(r0, r1):
+        if backward:
+            if floating is float:
+                mg_softmax_backward_f32(a + i * c, b + i * c, c, log_out, out + i * c)
+            else:
+                mg_softmax_backward_f64(a + i * c, b + i * c, c, log_out, out + i * c)
+        elif floating is float:
+            mg_softmax_forward_f32(a + i * c, c, log_out, out + i * c)
+        else:
+            mg_softmax_forward_f64(a + i * c, c, log_out, out + i * c)
+
+
+def _softmax_run(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
+                 bint log_out, bint backward):
+    cdef Py_ssize_t n = a.shape[0], c = a.shape[1], k, step = _rows_per_chunk(c)
+    with nogil:
+        if n * c < PARALLEL_MIN:
+            _softmax_rows(&a[0, 0], &b[0, 0], &out[0, 0], c, log_out, backward, 0, n)
+        else:
+            for k in prange(0, n, step, schedule="dynamic"):
+                _softmax_rows(&a[0, 0], &b[0, 0], &out[0, 0], c, log_out, backward, k,
+                              min(k + step, n))
+
+
+def _softmax_rows_of(dim, *arrays):
+    """The arrays as (M, C) rows when dim is the last axis, they are C-contiguous
+    float32/float64 of one dtype and not empty; else None (the reference runs)."""
+    first = arrays[0]
+    if not isinstance(first, numpy.ndarray) or first.ndim == 0 or first.size == 0:
+        return None
+    last = first.ndim - 1
+    if first.dtype != numpy.float32 and first.dtype != numpy.float64:
+        return None
+    if dim != last and dim != -1:
+        return None
+    for a in arrays:
+        if not isinstance(a, numpy.ndarray) or a.dtype != first.dtype or not a.flags.c_contiguous:
+            return None
+    width = first.shape[last]
+    return [a.reshape(a.size // width, width) for a in arrays]
+
+
+def softmax_forward(x, dim, log):
+    """See minigrad.backend.reference.loss.softmax_forward."""
+    rows = _softmax_rows_of(dim, x)
+    if rows is None:
+        return _ref.softmax_forward(numpy, x, dim, log)
+    y = numpy.empty_like(x)
+    _softmax_run(rows[0], rows[0], y.reshape(rows[0].shape), bool(log), False)
+    return y
+
+
+def softmax_backward(y, g, dim, log):
+    """See minigrad.backend.reference.loss.softmax_backward."""
+    rows = _softmax_rows_of(dim, y, g)
+    if rows is None or y.shape != g.shape:
+        return _ref.softmax_backward(numpy, y, g, dim, log)
+    dx = numpy.empty_like(y)
+    _softmax_run(rows[0], rows[1], dx.reshape(rows[0].shape), bool(log), True)
+    return dx
 
 
 # ------------------------------------------------------------ Python API

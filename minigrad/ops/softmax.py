@@ -12,14 +12,15 @@ _wrap = Tensor._wrap
 
 
 class _SoftmaxBase(Op):
+    """The backend's row kernels; `log` says which of the two."""
+
     def forward(self, x, dim):
         self.x, self.dim = x, dim
         d = x._data
         if d.size == 0:
             self.out = d.copy()
             return self.out
-        shifted = d - d.max(axis=dim, keepdims=True)
-        self.out = self.compute(self.device.backend.xp, shifted, dim)
+        self.out = self.device.backend.softmax_forward(d, dim, self.log)
         return self.out
 
     def backward(self, g):
@@ -27,47 +28,26 @@ class _SoftmaxBase(Op):
             # rebuild the output as a graph node so the gradient is differentiable
             y = type(self).apply(self.x, self.dim)
             return self.tensor_grad(y, g, self.dim), None
-        xp = self.device.backend.xp
-        return _wrap(self.array_grad(xp, self.out, g._data, self.dim), self.device), None
+        if self.out.size == 0:
+            return _wrap(g._data.copy(), self.device), None
+        dx = self.device.backend.softmax_backward(self.out, g._data, self.dim, self.log)
+        return _wrap(dx, self.device), None
 
 
 class Softmax(_SoftmaxBase):
-    @staticmethod
-    def compute(xp, shifted, dim):
-        e = xp.exp(shifted)
-        e /= e.sum(axis=dim, keepdims=True)
-        return e
+    log = False
 
     @staticmethod
     def tensor_grad(y, g, dim):
         return y * (g - (g * y).sum(dim, keepdim=True))
 
-    @staticmethod
-    def array_grad(xp, y, g, dim):
-        # the same formula, with one temporary and in-place updates
-        dx = g * y
-        total = dx.sum(axis=dim, keepdims=True)
-        xp.subtract(g, total, out=dx)
-        dx *= y
-        return dx
-
 
 class LogSoftmax(_SoftmaxBase):
-    @staticmethod
-    def compute(xp, shifted, dim):
-        shifted -= xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
-        return shifted
+    log = True
 
     @staticmethod
     def tensor_grad(y, g, dim):
         return g - y.exp() * g.sum(dim, keepdim=True)
-
-    @staticmethod
-    def array_grad(xp, y, g, dim):
-        dx = xp.exp(y)
-        dx *= g.sum(axis=dim, keepdims=True)
-        xp.subtract(g, dx, out=dx)
-        return dx
 
 
 def implicit_dim(ndim):

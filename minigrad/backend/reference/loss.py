@@ -1,4 +1,5 @@
-"""Fused softmax cross-entropy: per-sample losses forward, logits gradient backward.
+"""Rows of logits: softmax and log_softmax (forward and backward), and the
+fused softmax cross-entropy: per-sample losses forward, logits gradient backward.
 
 With logp = log_softmax(logits), weights w (all ones when weight is None) and
 eps = label_smoothing, sample i with target t_i has, as in PyTorch,
@@ -11,7 +12,35 @@ that are not ignored). Rows are shifted by their maximum before exp, so any
 finite logits give finite results.
 """
 
-__all__ = ["cross_entropy_forward", "cross_entropy_backward"]
+__all__ = ["softmax_forward", "softmax_backward", "cross_entropy_forward",
+           "cross_entropy_backward"]
+
+
+def softmax_forward(xp, x, dim, log):
+    """softmax (log=False) or log_softmax (log=True) of x along `dim`, stable:
+    the maximum along dim is subtracted first, so logits of +-1e4 stay finite."""
+    shifted = x - x.max(axis=dim, keepdims=True)
+    if log:
+        shifted -= xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+        return shifted
+    e = xp.exp(shifted)
+    e /= e.sum(axis=dim, keepdims=True)
+    return e
+
+
+def softmax_backward(xp, y, g, dim, log):
+    """dx from the output y and its gradient g: g - exp(y) * sum(g) for
+    log_softmax, y * (g - sum(g * y)) for softmax (sums along dim)."""
+    if log:
+        dx = xp.exp(y)
+        dx *= g.sum(axis=dim, keepdims=True)
+        xp.subtract(g, dx, out=dx)
+        return dx
+    dx = g * y
+    total = dx.sum(axis=dim, keepdims=True)
+    xp.subtract(g, total, out=dx)
+    dx *= y
+    return dx
 
 
 def target_out_of_bounds(value, num_classes):
