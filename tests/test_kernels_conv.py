@@ -402,7 +402,8 @@ def test_compiled_avg_pool(dtype, seed):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (5, 5)),
                                        ((3, 2, 4, 6), (1, 1)), ((1, 2, 3, 5), (7, 4)),
-                                       ((2, 1, 10, 1), (4, 1))])
+                                       ((2, 1, 10, 1), (4, 1)),
+                                       ((32, 256, 8, 8), (1, 1))])  # global, threaded
 def test_compiled_adaptive(dtype, shape, out):
     rng = np.random.default_rng(3)
     x = rand(rng, shape, dtype)

@@ -372,10 +372,41 @@ def _box_mean_run(const real[:, :, ::1] x, real[:, :, ::1] y, rows, cols,
                         &scratch[threadid(), 0])
 
 
+def _plane_mean_run(const real[:, ::1] x, real[::1] y):
+    """y[p] = mean of row p of x: global pooling, one contiguous run per plane
+    (the box kernel's per-row bookkeeping would cost more than the sums)."""
+    cdef Py_ssize_t p, t, n = x.shape[1]
+    cdef double s0, s1, s2, s3, inv = 1.0 / n
+    cdef int nt = _threads(x.shape[0] * n)
+    for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
+        s0 = s1 = s2 = s3 = 0.0
+        t = 0
+        while t + 4 <= n:
+            s0 = s0 + x[p, t]
+            s1 = s1 + x[p, t + 1]
+            s2 = s2 + x[p, t + 2]
+            s3 = s3 + x[p, t + 3]
+            t = t + 4
+        while t < n:
+            s0 = s0 + x[p, t]
+            t = t + 1
+        y[p] = <real>(((s0 + s1) + (s2 + s3)) * inv)
+
+
+def _whole_plane(boxes, size):
+    """One box covering the axis exactly, divided by its size (a global mean)."""
+    start, end, count = boxes[:3]
+    return len(start) == 1 and start[0] == 0 and end[0] == size and count[0] == size
+
+
 def _box_mean(x, rows, cols):
     """x (N, C, H, W) -> (N, C, len(rows[0]), len(cols[0])): sums over the
     boxes divided by rows[2][oy] * cols[2][ox]."""
     n, c, h, w = x.shape
+    if _whole_plane(rows, h) and _whole_plane(cols, w):
+        y = np.empty((n, c, 1, 1), dtype=x.dtype)
+        _plane_mean_run(np.ascontiguousarray(x).reshape(n * c, h * w), y.reshape(-1))
+        return y
     y, y_planes = _empty_like_planes(n, c, len(rows[0]), len(cols[0]), x.dtype)
     inv = 1.0 / (rows[2][:, None] * cols[2][None, :]).astype(np.float64)
     _box_mean_run(_planes(x, h, w), y_planes, rows[:2], cols[:2], inv)
