@@ -98,7 +98,7 @@ class Sequential(_ModuleSequence):
                 i += 2
             elif (after is not None and _plain_relu(after) and _fuses_relu(module)
                   and not (i + 2 < n and _commutes_with_relu(modules[i + 2]))):
-                x = module.forward_relu(x)
+                x = module._forward_relu(x)
                 i += 2
             else:
                 x = module(x)

@@ -126,7 +126,7 @@ class _BatchNorm(_NormBase):
     def forward(self, input):  # noqa: A002
         return self._normalize(input, relu=False)
 
-    def forward_relu(self, input):  # noqa: A002
+    def _forward_relu(self, input):  # noqa: A002
         """relu(self(input)), without hooks: what Sequential runs for this
         layer followed by a ReLU (fused into one pass in evaluation)."""
         return self._normalize(input, relu=True)
