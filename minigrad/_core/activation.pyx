@@ -458,6 +458,8 @@ cdef bint _compilable(tuple arrays):
 cdef tuple _flatten(tuple arrays):
     """1-D contiguous views of same-shaped arrays, and whether they were
     taken through a transpose (so the result can get the inputs' layout)."""
+    if len(arrays) == 1 and arrays[0].flags.c_contiguous:  # the usual case, without the lists
+        return [arrays[0].reshape(-1)], False
     if all([arr.flags.c_contiguous for arr in arrays]):
         return [arr.reshape(-1) for arr in arrays], False
     if all([arr.flags.f_contiguous for arr in arrays]):
@@ -474,6 +476,8 @@ cdef _unflatten(flat, like, bint transposed):
 cdef tuple _params(dtype, alpha, beta):
     """alpha and beta as the array's precision sees them (as numpy would
     round them to float32 before using them with float32 data)."""
+    if alpha == 0.0 and beta == 0.0:  # most kinds take no parameters
+        return 0.0, 0.0
     if dtype == numpy.float32:
         return float(numpy.float32(alpha)), float(numpy.float32(beta))
     return float(alpha), float(beta)
