@@ -290,10 +290,6 @@ def _empty_output(x, weight, bias, param_shape):
     return out if bias is None else out + bias.reshape(param_shape)
 
 
-def relu_op(t):
-    return activation(t, "relu")
-
-
 # ---------------------------------------------------------------- running statistics
 
 def _given_stats(x, running_mean, running_var, eps):
@@ -347,20 +343,20 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,  #
         check_real("batch_norm", "momentum", momentum)
     if input._data.size == 0:
         out = _empty_output(input, weight, bias, _channel_shape(input))
-        return relu_op(out) if relu else out
+        return activation(out, "relu") if relu else out
     N, S = shape[0], math.prod(shape[2:])
     if not training:
         given = _given_stats(input, running_mean, running_var, eps)
         fused = relu and not is_grad_enabled()
         out = Normalization.apply(input, weight, bias, Plan("BatchNorm", BATCH, (N, C, S), (C,), eps,
                                                             given=given, relu=fused))
-        return relu_op(out) if relu and not fused else out
+        return activation(out, "relu") if relu and not fused else out
     verify_batch_size(shape)
     plan = Plan("BatchNorm", BATCH, (N, C, S), (C,), eps)
     out = Normalization.apply(input, weight, bias, plan)
     if running_mean is not None:
         update_running_stats(running_mean, running_var, plan.mean, plan.var, N * S, momentum)
-    return relu_op(out) if relu else out
+    return activation(out, "relu") if relu else out
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002
