@@ -81,3 +81,14 @@ def test_unknown_device_and_dtype():
 def test_bad_operand_type():
     with pytest.raises(TypeError, match="unsupported operand type.*dict"):
         mg.ones(2) + {}
+
+
+@pytest.mark.parametrize("base", [[2, 3], []])
+def test_integer_to_negative_power_is_refused_even_when_empty(base):
+    # PyTorch refuses it for any size; numpy only notices when there is an element
+    with pytest.raises(ValueError, match="integers to negative integer powers"):
+        mg.tensor(np.array(base, dtype=np.int64)) ** -1
+    if base:  # an exponent tensor is judged by its elements
+        with pytest.raises(ValueError, match="integers to negative integer powers"):
+            mg.tensor(np.array(base, dtype=np.int64)) ** mg.tensor(np.full(len(base), -2))
+    assert (mg.tensor(np.array(base, dtype=np.int64)).float() ** -1).shape == (len(base),)

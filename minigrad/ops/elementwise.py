@@ -81,6 +81,16 @@ def _broadcast_error(name, a, b):
                       "broadcast together (trailing dimensions must be equal or 1)")
 
 
+def _integral(v):
+    """A bool or integer operand (array of any backend, or Python scalar)."""
+    dtype = getattr(v, "dtype", None)
+    return isinstance(v, (bool, int)) if dtype is None else dtype.kind in "biu"
+
+
+def _any_negative(v):
+    return bool((v < 0).any()) if hasattr(v, "any") else v < 0
+
+
 class _Binary(Op):
     """Shared forward for broadcasting binary ops: remembers operand shapes."""
 
@@ -143,6 +153,10 @@ class Div(_Binary):
 
 class Pow(_Binary):
     def compute(self, a, b):
+        if _integral(a) and _integral(b) and _any_negative(b):
+            # checked here, not left to numpy: numpy accepts it for an empty base
+            raise ValueError("pow: integers to negative integer powers are not allowed (as in "
+                             "PyTorch); convert the base to float first, e.g. x.float() ** -1")
         out = a ** b
         if out.dtype.kind in "iu" and out.dtype.itemsize < 8:  # numpy: bool ** int is int8
             out = out.astype(_np.int64)
