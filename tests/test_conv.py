@@ -461,3 +461,23 @@ def test_error_on_mixed_devices():
     x, w = _operands()
     with pytest.raises(RuntimeError, match="same device"):
         conv2d(x, w.to("standin"))
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_pointwise_conv_matches_direct_loops(groups, contiguous):
+    """1x1, stride 1, no padding: the input is its own columns (read in place)."""
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((3, 4, 5, 6))
+    if not contiguous:
+        x = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)
+    w, b = rng.standard_normal((6, 4 // groups, 1, 1)), rng.standard_normal(6)
+    X, W, B = (mg.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = conv2d(X, W, B, groups=groups)
+    np.testing.assert_allclose(_np(y), naive_conv2d(x, w, b, (1, 1), (0, 0), (1, 1), groups),
+                               rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    y.backward(mg.tensor(dy))
+    dx, dw, db = naive_conv2d_grads(x, w, dy, (1, 1), (0, 0), (1, 1), groups)
+    for got, want in ((X.grad, dx), (W.grad, dw), (B.grad, db)):
+        np.testing.assert_allclose(_np(got), want, rtol=1e-12, atol=1e-12)

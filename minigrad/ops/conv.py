@@ -153,7 +153,10 @@ class Conv2d(Op):
         w3 = wd.reshape(groups, o // groups, kg)
         self.kept = None  # (merged, columns) for the backward
         keep = weight.requires_grad and is_grad_enabled()
-        if groups == 1 and not _few_rows(kg):  # one product, written straight into y's layout
+        if groups == 1 and _is_pointwise(args):  # the input is the columns, read in place
+            y = backend.panel_matmul(wd.reshape(o, kg), xd.reshape(n, kg, length), n, length,
+                                     True, True, None if bias is None else bias._data)
+        elif groups == 1 and not _few_rows(kg):  # one product, written straight into y's layout
             cols = unfold(backend, xd, args)
             self._keep(keep, True, cols.reshape(1, kg, n * length))
             y = backend.panel_matmul(wd.reshape(o, kg), cols, n, length, False, True,
