@@ -294,33 +294,8 @@ cdef Py_ssize_t BLOCK_MIN = 1024
 # ---------------------------------------------------------------- batch norm segments
 # K consecutive segments of S elements with per-segment float64 coefficients:
 # the channels first..stop-1 of one sample. Segments go to the C kernels
-# mg_bn_* above; S == 1 (BatchNorm1d) gets its own loop, which vectorizes
+# mg_bn_* / mg_bn1_* above; S == 1 (BatchNorm1d) gets its own loop, which vectorizes
 # across channels.
-
-cdef inline void mg_bn_dot(const floating* dy, const floating* x, Py_ssize_t n, floating shift,
-                           floating d, double* sdy, double* sdx) noexcept nogil:
-    if floating is float:
-        mg_bn_dot_f32(dy, x, n, shift, d, sdy, sdx)
-    else:
-        mg_bn_dot_f64(dy, x, n, shift, d, sdy, sdx)
-
-
-cdef inline void mg_bn_affine(const floating* x, floating* y, Py_ssize_t n, floating shift,
-                              floating d, floating a, floating b, bint relu) noexcept nogil:
-    if floating is float:
-        mg_bn_affine_f32(x, y, n, shift, d, a, b, relu)
-    else:
-        mg_bn_affine_f64(x, y, n, shift, d, a, b, relu)
-
-
-cdef inline void mg_bn_grad(const floating* dy, const floating* x, floating* dx, Py_ssize_t n,
-                            floating shift, floating d, floating a, floating off,
-                            floating slope) noexcept nogil:
-    if floating is float:
-        mg_bn_grad_f32(dy, x, dx, n, shift, d, a, off, slope)
-    else:
-        mg_bn_grad_f64(dy, x, dx, n, shift, d, a, off, slope)
-
 
 cdef inline void seg_moments(const floating* x, Py_ssize_t K, Py_ssize_t S,
                              const double* shift, double* s1, double* s2) noexcept nogil:
@@ -352,8 +327,12 @@ cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
             mg_bn1_dot_f64(dy, x, K, m, sdy, sdx)
     else:
         for k in range(K):
-            around = <floating>m[k]
-            mg_bn_dot(dy + k * S, x + k * S, S, around, <floating>(m[k] - around), sdy + k, sdx + k)
+            around = <floating>m[k]  # the mean rounded to the data's type, and its remainder
+            if floating is float:
+                mg_bn_dot_f32(dy + k * S, x + k * S, S, around, <float>(m[k] - around),
+                              sdy + k, sdx + k)
+            else:
+                mg_bn_dot_f64(dy + k * S, x + k * S, S, around, m[k] - around, sdy + k, sdx + k)
 
 
 cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
@@ -370,8 +349,11 @@ cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
     else:
         for k in range(K):
             around = <floating>m[k]
-            mg_bn_affine(x + k * S, y + k * S, S, around, <floating>(m[k] - around),
-                         <floating>a[k], <floating>b[k], relu)
+            if floating is float:
+                mg_bn_affine_f32(x + k * S, y + k * S, S, around, <float>(m[k] - around),
+                                 <float>a[k], <float>b[k], relu)
+            else:
+                mg_bn_affine_f64(x + k * S, y + k * S, S, around, m[k] - around, a[k], b[k], relu)
 
 
 cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
@@ -389,8 +371,12 @@ cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
     else:
         for k in range(K):
             around = <floating>m[k]
-            mg_bn_grad(dy + k * S, x + k * S, dx + k * S, S, around, <floating>(m[k] - around),
-                       <floating>a[k], <floating>off[k], <floating>slope[k])
+            if floating is float:
+                mg_bn_grad_f32(dy + k * S, x + k * S, dx + k * S, S, around, <float>(m[k] - around),
+                               <float>a[k], <float>off[k], <float>slope[k])
+            else:
+                mg_bn_grad_f64(dy + k * S, x + k * S, dx + k * S, S, around, m[k] - around,
+                               a[k], off[k], slope[k])
 
 
 cdef inline double stats_from_moments(double s1, double s2, double shift,

@@ -153,13 +153,15 @@ class Conv2d(Op):
         w3 = wd.reshape(groups, o // groups, kg)
         self.kept = None  # (merged, columns) for the backward
         keep = weight.requires_grad and is_grad_enabled()
-        if groups == 1 and _is_pointwise(args):  # the input is the columns, read in place
-            y = backend.panel_matmul(wd.reshape(o, kg), xd.reshape(n, kg, length), n, length,
-                                     True, True, None if bias is None else bias._data)
-        elif groups == 1 and not _few_rows(kg):  # one product, written straight into y's layout
-            cols = unfold(backend, xd, args)
-            self._keep(keep, True, cols.reshape(1, kg, n * length))
-            y = backend.panel_matmul(wd.reshape(o, kg), cols, n, length, False, True,
+        if groups == 1 and (_is_pointwise(args) or not _few_rows(kg)):
+            # one product, written straight into y's (N, O, L) layout; a
+            # pointwise convolution reads its input in place as the columns
+            if _is_pointwise(args):
+                cols, per_sample = xd.reshape(n, kg, length), True
+            else:
+                cols, per_sample = unfold(backend, xd, args), False
+                self._keep(keep, True, cols.reshape(1, kg, n * length))
+            y = backend.panel_matmul(wd.reshape(o, kg), cols, n, length, per_sample, True,
                                      None if bias is None else bias._data)
         elif _per_sample(self.device, kg):
             cols = unfold(backend, xd, args, merged=False).reshape(n, groups, kg, length)
