@@ -588,10 +588,26 @@ def test_compiled_panel_matmul_matches_reference(dtype, m, k, n, length):
         b = rand(rng, (n, k, length) if b_per_sample else (k, n * length), dtype)
         for out_per_sample in (False, True):
             for bb in (None, bias):
-                got = core.panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bb)
-                want = ref.panel_matmul(np, a, b, n, length, b_per_sample, out_per_sample, bb)
-                assert got.shape == want.shape and got.dtype == dtype
-                assert_same(got, want, dtype)
+                got = core.panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bb,
+                                         always=True)
+                assert got.shape == (n, m, length) if out_per_sample else (m, n * length)
+                assert got.dtype == dtype
+                assert_product_close(got, lambda a_, b_, bias_: ref.panel_matmul(
+                    np, a_, b_, n, length, b_per_sample, out_per_sample, bias_), a, b, bb, k)
+
+
+def assert_product_close(got, product, a, b, bias, k):
+    """got == product(a, b, bias) up to rounding in any summation order: the
+    exact value (float64, or longdouble for float64) within k+1 roundings of
+    |a| @ |b| + |bias| (the classic bound for a length-k dot product)."""
+    wide = np.float64 if got.dtype == np.float32 else np.longdouble
+    as_wide = lambda t: None if t is None else t.astype(wide)
+    exact = product(as_wide(a), as_wide(b), as_wide(bias))
+    scale = product(np.abs(as_wide(a)), np.abs(as_wide(b)),
+                    None if bias is None else np.abs(as_wide(bias)))
+    bound = (k + 1) * np.finfo(got.dtype).eps * scale + np.finfo(got.dtype).tiny
+    err = np.abs(got.astype(wide) - exact)
+    assert np.all(err <= bound), f"max error {err.max()} exceeds the rounding bound"
 
 
 def test_panel_matmul_reference_is_the_plain_product():
@@ -612,7 +628,7 @@ def test_compiled_panel_matmul_falls_back(case):
         n, length = 2, 5
     else:
         a, b, n, length = rng.standard_normal((3, 4)), np.zeros((4, 0)), 0, 5
-    got = core.panel_matmul(a, b, n, length, False, True)
+    got = core.panel_matmul(a, b, n, length, False, True, always=True)
     want = ref.panel_matmul(np, a, b, n, length, False, True)
     assert got.shape == want.shape and got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)

@@ -482,6 +482,7 @@ def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
 cdef extern from "panelgemm.h":
     int MG_MR
     int MG_NR
+    int mg_panel_gemm_fast()
     ctypedef struct mg_layout:
         Py_ssize_t L, R, S
     void mg_panel_gemm_f32(const float* ap, Py_ssize_t M, Py_ssize_t K, const float* B,
@@ -521,13 +522,19 @@ def _pack_panels(a):
     return np.ascontiguousarray(padded.reshape(-1, MG_MR, k).transpose(0, 2, 1)).reshape(-1)
 
 
-def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None):
+# The panel kernel beats BLAS only on CPUs with AVX-512 (see panelgemm.h);
+# elsewhere panel_matmul is the reference: BLAS and a transposing copy.
+PANEL_KERNEL_FAST = bool(mg_panel_gemm_fast())
+
+
+def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None, always=False):
     """See the reference: a (M, K) @ B (+ bias), B and the result either one
-    matrix or one block per sample."""
+    matrix or one block per sample. `always` (tests) runs the kernel even on
+    a CPU where BLAS is faster."""
     m, k = a.shape
     cols = n * length
-    if not (_compiled_for(a, b) and a.dtype == b.dtype and cols > 0 and m > 0 and k > 0
-            and (bias is None or bias.dtype == a.dtype)):
+    if not ((PANEL_KERNEL_FAST or always) and _compiled_for(a, b) and a.dtype == b.dtype
+            and cols > 0 and m > 0 and k > 0 and (bias is None or bias.dtype == a.dtype)):
         return _ref.panel_matmul(np, a, b, n, length, b_per_sample, out_per_sample, bias)
     b = np.ascontiguousarray(b)
     out = np.empty((n, m, length) if out_per_sample else (m, cols), dtype=a.dtype)

@@ -83,4 +83,18 @@ MG_CLONES static void mg_panel_gemm_##SFX(const T *restrict ap, ptrdiff_t M, ptr
 MG_DEFINE_PANELGEMM(f32, float)
 MG_DEFINE_PANELGEMM(f64, double)
 
+/* 1 when the CPU has AVX-512 (32 vector registers of MG_NR floats), where
+   this kernel beats BLAS. With AVX2 the MG_MR accumulators of 16 floats
+   need all 16 registers and spill to the stack: the kernel then runs 3-6x
+   slower than BLAS, and even a tile sized for AVX2 (6 rows x 16 columns,
+   B packed in cache-sized chunks) stayed 1.4x slower than BLAS there. */
+static int mg_panel_gemm_fast(void) {
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") != 0;
+#else
+    return 0;
+#endif
+}
+
 #endif
