@@ -61,10 +61,7 @@ MG_INLINE double mg_exp_reduce(double x, double lo, double hi, double *s1, doubl
     q = q * r + 1.0 / 6.0;
     q = q * r + 0.5;
     q = q * r * r + r;
-    /* k1 = floor(k / 2) by a logical shift of k + 2048 >= 0 (|k| < 1100):
-       AVX2 has no arithmetic shift of 64-bit lanes, and one in this loop
-       kept GCC from vectorizing any kernel that calls exp there */
-    int64_t k = kbits - sbits, k1 = (int64_t)((uint64_t)(k + 2048) >> 1) - 1024;
+    int64_t k = kbits - sbits, k1 = k >> 1;
     *s1 = mg_pow2(k1);
     *s2 = mg_pow2(k - k1);
     return q;
