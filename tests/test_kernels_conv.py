@@ -610,6 +610,28 @@ def assert_product_close(got, product, a, b, bias, k):
     assert np.all(err <= bound), f"max error {err.max()} exceeds the rounding bound"
 
 
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_panel_kernel_runs_only_on_avx512():
+    """Its 8 x 16-float register tile needs AVX-512's 32 vector registers; with
+    AVX2 the sums spill to the stack and BLAS is 3-6x faster, so conv must
+    keep to BLAS there."""
+    flags = _cpu_flags()
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo to read the CPU's features from")
+    avx512 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    assert core.PANEL_KERNEL_FAST in (False, avx512)
+
+
 def test_panel_matmul_reference_is_the_plain_product():
     rng = np.random.default_rng(0)
     a, b, bias = rng.standard_normal((4, 6)), rng.standard_normal((3, 6, 5)), rng.standard_normal(4)
