@@ -212,17 +212,22 @@ cdef extern from *:
             sdy[k] += d; sdx[k] += d * ((double)x[k] - m[k]); \
         } \
     } \
+    /* The forward's elementwise pass takes per-channel coefficients in T, \
+       as the segment kernels above: the mean rounded to T (shift) and its \
+       remainder d (in double it ran at half the vector width on AVX2 and \
+       paid two conversions per element). The gradient stays in double: \
+       a * dy + off cancels exactly when the batch has one sample. */ \
     MG_CLONES static void mg_bn1_affine_##SFX(const T *restrict x, T *restrict y, Py_ssize_t K, \
-            const double *restrict m, const double *restrict a, const double *restrict b, \
-            int relu) { \
+            const T *restrict shift, const T *restrict d, const T *restrict a, \
+            const T *restrict b, int relu) { \
         if (relu) \
             for (Py_ssize_t k = 0; k < K; k++) { \
-                const T v = (T)(((double)x[k] - m[k]) * a[k] + b[k]); \
+                const T v = ((x[k] - shift[k]) - d[k]) * a[k] + b[k]; \
                 y[k] = v <= 0 ? (T)0 : v; \
             } \
         else \
             for (Py_ssize_t k = 0; k < K; k++) \
-                y[k] = (T)(((double)x[k] - m[k]) * a[k] + b[k]); \
+                y[k] = ((x[k] - shift[k]) - d[k]) * a[k] + b[k]; \
     } \
     MG_CLONES static void mg_bn1_grad_##SFX(const T *restrict dy, const T *restrict x, \
             T *restrict dx, Py_ssize_t K, const double *restrict m, const double *restrict a, \
@@ -251,16 +256,18 @@ cdef extern from *:
                             double* s2) noexcept nogil
     void mg_bn1_dot_f32(const float* dy, const float* x, Py_ssize_t K, const double* m, double* sdy,
                         double* sdx) noexcept nogil
-    void mg_bn1_affine_f32(const float* x, float* y, Py_ssize_t K, const double* m, const double* a,
-                           const double* b, int relu) noexcept nogil
+    void mg_bn1_affine_f32(const float* x, float* y, Py_ssize_t K, const float* shift,
+                           const float* d, const float* a, const float* b,
+                           int relu) noexcept nogil
     void mg_bn1_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
     void mg_bn1_moments_f64(const double* x, Py_ssize_t K, const double* shift, double* s1,
                             double* s2) noexcept nogil
     void mg_bn1_dot_f64(const double* dy, const double* x, Py_ssize_t K, const double* m, double* sdy,
                         double* sdx) noexcept nogil
-    void mg_bn1_affine_f64(const double* x, double* y, Py_ssize_t K, const double* m, const double* a,
-                           const double* b, int relu) noexcept nogil
+    void mg_bn1_affine_f64(const double* x, double* y, Py_ssize_t K, const double* shift,
+                           const double* d, const double* a, const double* b,
+                           int relu) noexcept nogil
     void mg_bn1_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
@@ -338,22 +345,16 @@ cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
 cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
                             Py_ssize_t S, const double* m, const double* a,
                             const double* b, bint relu) noexcept nogil:
-    """Per segment k: y = (x - m[k]) * a[k] + b[k], then relu(y) when `relu`."""
+    """Per segment k (S > 1): y = (x - m[k]) * a[k] + b[k], then relu(y) when `relu`."""
     cdef Py_ssize_t k
     cdef floating around
-    if S == 1:
+    for k in range(K):
+        around = <floating>m[k]
         if floating is float:
-            mg_bn1_affine_f32(x, y, K, m, a, b, relu)
+            mg_bn_affine_f32(x + k * S, y + k * S, S, around, <float>(m[k] - around),
+                             <float>a[k], <float>b[k], relu)
         else:
-            mg_bn1_affine_f64(x, y, K, m, a, b, relu)
-    else:
-        for k in range(K):
-            around = <floating>m[k]
-            if floating is float:
-                mg_bn_affine_f32(x + k * S, y + k * S, S, around, <float>(m[k] - around),
-                                 <float>a[k], <float>b[k], relu)
-            else:
-                mg_bn_affine_f64(x + k * S, y + k * S, S, around, m[k] - around, a[k], b[k], relu)
+            mg_bn_affine_f64(x + k * S, y + k * S, S, around, m[k] - around, a[k], b[k], relu)
 
 
 cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
@@ -379,6 +380,20 @@ cdef inline void seg_grad(const floating* dy, const floating* x, floating* dx,
                                a[k], off[k], slope[k])
 
 
+cdef inline void narrow_rows(floating* ft, Py_ssize_t C, Py_ssize_t first, Py_ssize_t stop,
+                             const double* m, const double* a, const double* b) noexcept nogil:
+    """mg_bn1_affine's coefficients in the data's type, channels first..stop-1
+    of `ft` (FT_ROWS, C): the mean rounded, its remainder, a and b rounded."""
+    cdef Py_ssize_t c
+    cdef floating around
+    for c in range(first, stop):
+        around = <floating>m[c]
+        ft[c] = around
+        ft[C + c] = <floating>(m[c] - around)
+        ft[2 * C + c] = <floating>a[c]
+        ft[3 * C + c] = <floating>b[c]
+
+
 cdef inline double stats_from_moments(double s1, double s2, double shift,
                                       Py_ssize_t count, bint center,
                                       double* mean) noexcept nogil:
@@ -401,13 +416,36 @@ cdef inline double stats_from_moments(double s1, double s2, double shift,
 cdef enum:
     T_W, T_B, T_MEAN, T_VAR, T_RSTD, T_A, T_SUM1, T_SUM2, T_OFF, T_SLOPE, TABLE_ROWS
 
+# BatchNorm1d's (S == 1) forward pass runs across channels with coefficients
+# in the data's type: a (FT_ROWS, C) table that each block fills for its
+# channels (narrow_rows).
+cdef enum:
+    FT_ROWS = 4
+
+
+def _narrow_table(x):
+    """mg_bn1_affine's table for x (N, C, S); a stub when S > 1."""
+    return np.empty((FT_ROWS, x.shape[1] if x.shape[2] == 1 else 1), dtype=x.dtype)
+
 
 cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
                           Py_ssize_t C, Py_ssize_t S, Py_ssize_t first,
-                          Py_ssize_t stop, double* tab, bint relu) noexcept nogil:
+                          Py_ssize_t stop, double* tab, bint relu, floating* ft) noexcept nogil:
     """y = (x - mean) * a + b for channels first..stop-1 of every sample
     (then relu(y) when `relu`)."""
     cdef Py_ssize_t n, base = first * S
+    if S == 1:
+        narrow_rows(ft, C, first, stop, tab + T_MEAN * C, tab + T_A * C, tab + T_B * C)
+        for n in range(N):
+            if floating is float:
+                mg_bn1_affine_f32(x + n * C + first, y + n * C + first, stop - first,
+                                  ft + first, ft + C + first, ft + 2 * C + first,
+                                  ft + 3 * C + first, relu)
+            else:
+                mg_bn1_affine_f64(x + n * C + first, y + n * C + first, stop - first,
+                                  ft + first, ft + C + first, ft + 2 * C + first,
+                                  ft + 3 * C + first, relu)
+        return
     for n in range(N):
         seg_affine(x + n * C * S + base, y + n * C * S + base, stop - first, S,
                    tab + T_MEAN * C + first, tab + T_A * C + first,
@@ -416,7 +454,7 @@ cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
 
 cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t S, Py_ssize_t first,
-                           Py_ssize_t stop, double eps, double* tab) noexcept nogil:
+                           Py_ssize_t stop, double eps, double* tab, floating* ft) noexcept nogil:
     """Statistics of channels first..stop-1 over (n, s), then their output."""
     cdef Py_ssize_t n, c, base = first * S
     cdef double* mean = tab + T_MEAN * C
@@ -434,7 +472,7 @@ cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
         tab[T_VAR * C + c] = var
         tab[T_RSTD * C + c] = r
         tab[T_A * C + c] = r * tab[T_W * C + c]
-    bn_affine_block(x, y, N, C, S, first, stop, tab, False)
+    bn_affine_block(x, y, N, C, S, first, stop, tab, False, ft)
 
 
 cdef void bn_backward_block(const floating* dy, const floating* x, floating* dx,
@@ -473,24 +511,27 @@ def _bn_blocks(Py_ssize_t size, Py_ssize_t C, Py_ssize_t S):
 
 
 def _bn_forward_kernel(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                       double eps, double[:, ::1] tab, Py_ssize_t bs,
+                       double eps, double[:, ::1] tab, floating[:, ::1] ft, Py_ssize_t bs,
                        Py_ssize_t nb, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], blk
     cdef const floating* px = &x[0, 0, 0]
     cdef floating* py = &y[0, 0, 0]
     cdef double* pt = &tab[0, 0]
+    cdef floating* pf = &ft[0, 0]
     for blk in prange(nb, nogil=True, num_threads=nt, schedule='static'):
-        bn_forward_block(px, py, N, C, S, blk * bs, min(C, (blk + 1) * bs), eps, pt)
+        bn_forward_block(px, py, N, C, S, blk * bs, min(C, (blk + 1) * bs), eps, pt, pf)
 
 
 def _bn_affine_kernel(const floating[:, :, ::1] x, floating[:, :, ::1] y,
-                      double[:, ::1] tab, bint relu, Py_ssize_t bs, Py_ssize_t nb, int nt):
+                      double[:, ::1] tab, floating[:, ::1] ft, bint relu, Py_ssize_t bs,
+                      Py_ssize_t nb, int nt):
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], S = x.shape[2], blk
     cdef const floating* px = &x[0, 0, 0]
     cdef floating* py = &y[0, 0, 0]
     cdef double* pt = &tab[0, 0]
+    cdef floating* pf = &ft[0, 0]
     for blk in prange(nb, nogil=True, num_threads=nt, schedule='static'):
-        bn_affine_block(px, py, N, C, S, blk * bs, min(C, (blk + 1) * bs), pt, relu)
+        bn_affine_block(px, py, N, C, S, blk * bs, min(C, (blk + 1) * bs), pt, relu, pf)
 
 
 def _bn_backward_kernel(const floating[:, :, ::1] dy, const floating[:, :, ::1] x,
@@ -587,7 +628,8 @@ def batch_norm_forward(x, weight, bias, eps):
     x = np.ascontiguousarray(x)
     tab = _channel_table(x.shape[1], weight, bias)
     y = np.empty_like(x)
-    _bn_forward_kernel(x, y, float(eps), tab, *_bn_blocks(x.size, x.shape[1], x.shape[2]))
+    _bn_forward_kernel(x, y, float(eps), tab, _narrow_table(x),
+                       *_bn_blocks(x.size, x.shape[1], x.shape[2]))
     return y, tab[T_MEAN].astype(x.dtype), tab[T_VAR].astype(x.dtype), tab[T_RSTD].astype(x.dtype)
 
 
@@ -599,7 +641,8 @@ def batch_norm_apply(x, mean, rstd, weight, bias, relu=False):
     tab = _channel_table(x.shape[1], weight, bias, mean, rstd)
     tab[T_A] = tab[T_RSTD] * tab[T_W]
     y = np.empty_like(x)
-    _bn_affine_kernel(x, y, tab, bool(relu), *_bn_blocks(x.size, x.shape[1], x.shape[2]))
+    _bn_affine_kernel(x, y, tab, _narrow_table(x), bool(relu),
+                      *_bn_blocks(x.size, x.shape[1], x.shape[2]))
     return y
 
 
