@@ -1,6 +1,7 @@
-"""Sequential runs ReLU -> unpadded MaxPool2d as pooling -> ReLU (a smaller
-tensor for the ReLU); values and gradients must equal the layer-by-layer
-result exactly, and the reorder must not happen where it could be seen."""
+"""Sequential's rewrites: ReLU -> unpadded MaxPool2d runs as pooling -> ReLU
+(a smaller tensor for the ReLU), BatchNorm -> ReLU as one pass in evaluation,
+Linear -> ReLU as one graph node. Values and gradients must equal the
+layer-by-layer result exactly, and no rewrite may happen where it could be seen."""
 import numpy as np
 import pytest
 
@@ -174,3 +175,97 @@ def test_batchnorm_relu_pool_keeps_the_pooling_reorder(monkeypatch):
     model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2))
     model(mg.randn(2, 3, 8, 8))
     assert seen == [(2, 3, 4, 4)]
+
+
+# ------------------------------------------------------------ Linear then ReLU
+
+def _linear_relu_case(seed, dtype, lead, bias):
+    mg.manual_seed(seed)
+    lin = nn.Linear(6, 5, bias=bias).to(dtype=mg.float32 if dtype == np.float32 else mg.float64)
+    rng = np.random.default_rng(seed)
+    # small integers: exact zeros and ties at the relu's kink; NaN; signed zeros
+    x = rng.integers(-2, 3, lead + (6,)).astype(dtype)
+    x.reshape(-1, 6)[0] = np.nan
+    x.reshape(-1, 6)[1] = -0.0
+    lin.weight.data = mg.tensor(rng.integers(-2, 3, (5, 6)).astype(dtype))
+    if bias:
+        lin.bias.data = mg.tensor(rng.integers(-1, 2, 5).astype(dtype))
+    return lin, x
+
+
+def _grads(model_out, x, lin, dy):
+    model_out.backward(mg.tensor(dy))
+    got = [model_out.detach().numpy(), x.grad.numpy(), lin.weight.grad.numpy()]
+    if lin.bias is not None:
+        got.append(lin.bias.grad.numpy())
+    lin.zero_grad()
+    return got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lead", [(7,), (2, 3), (0,)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_linear_relu_values_and_gradients_equal_layer_by_layer(dtype, lead, bias, inplace):
+    lin, x_np = _linear_relu_case(len(lead), dtype, lead, bias) if lead != (0,) else \
+        _linear_relu_case(0, dtype, (3,), bias)
+    if lead == (0,):
+        x_np = x_np[:0]
+    modules = [lin, nn.ReLU(inplace=inplace)]
+    dy = np.random.default_rng(2).standard_normal(x_np.shape[:-1] + (5,)).astype(dtype)
+    x = mg.tensor(x_np, requires_grad=True)
+    want = _grads(modules[1].forward(lin.forward(x)), x, lin, dy)
+    x2 = mg.tensor(x_np, requires_grad=True)
+    y2 = nn.Sequential(*modules)(x2)
+    assert y2.grad_fn.name == "LinearRelu"  # one node
+    got = _grads(y2, x2, lin, dy)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+        np.testing.assert_array_equal(np.signbit(g), np.signbit(w))
+
+
+def test_linear_relu_second_derivatives_equal_layer_by_layer():
+    lin, x_np = _linear_relu_case(5, np.float64, (4,), True)
+    x_np[:2] = np.random.default_rng(5).standard_normal((2, 6))  # finite values
+
+    def hessian_row(forward):
+        x = mg.tensor(x_np, requires_grad=True)
+        loss = (forward(x) ** 3).sum()
+        (gw,) = mg.autograd.grad(loss, [lin.weight], create_graph=True)
+        (gx,) = mg.autograd.grad((gw * gw).sum(), [x])
+        return gw.detach().numpy(), gx.numpy()
+
+    want = hessian_row(lambda x: F.relu(lin(x)))
+    got = hessian_row(nn.Sequential(lin, nn.ReLU()))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("hooked", ["linear", "relu"])
+def test_linear_relu_not_fused_under_hooks(hooked):
+    lin, x_np = _linear_relu_case(3, np.float32, (4,), True)
+    relu = nn.ReLU()
+    seen = []
+    (lin if hooked == "linear" else relu).register_forward_hook(
+        lambda m, args, out: seen.append(out.detach().numpy()))
+    with mg.no_grad():
+        pre = lin.forward(mg.tensor(x_np))
+        y = nn.Sequential(lin, relu)(mg.tensor(x_np))
+        want = F.relu(pre).numpy()
+    np.testing.assert_array_equal(seen[0], pre.numpy() if hooked == "linear" else want)
+    np.testing.assert_array_equal(y.numpy(), want)
+    y = nn.Sequential(lin, relu)(mg.tensor(x_np))
+    assert y.grad_fn.name != "LinearRelu"
+
+
+def test_linear_relu_before_max_pool_keeps_the_pool_reorder(monkeypatch):
+    # Linear -> ReLU -> MaxPool2d: the ReLU runs on the pooled tensor, as before
+    lin, x_np = _linear_relu_case(4, np.float64, (2, 3, 4), True)
+    seen = _relu_input_shapes(monkeypatch)
+    modules = [lin, nn.ReLU(), nn.MaxPool2d(2)]
+    with mg.no_grad():
+        got = nn.Sequential(*modules)(mg.tensor(x_np))
+        assert seen == [(2, 3, 2, 2)]
+        want = F.max_pool2d(F.relu(lin.forward(mg.tensor(x_np))), 2)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -51,9 +51,14 @@ def _hardtanh_grad(x, g, lo, hi):
     return where((d > lo) & (d < hi), g, 0.0)
 
 
+def relu_grad_composite(x, g):
+    """g where x > 0, else 0, with Tensor ops (x is only read as a mask)."""
+    return where(x._data > 0, g, 0.0)
+
+
 # derivative of each kind, written with Tensor ops (used when create_graph=True)
 _COMPOSITE_GRAD = {
-    "relu": lambda x, g, a, b: where(x._data > 0, g, 0.0),
+    "relu": lambda x, g, a, b: relu_grad_composite(x, g),
     "leaky_relu": lambda x, g, a, b: where(x._data > 0, g, g * a),
     "elu": _elu_grad,
     "selu": _selu_grad,

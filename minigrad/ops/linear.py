@@ -1,4 +1,6 @@
-"""y = x @ W.T + b as one fused op (one graph node, BLAS matmuls).
+"""y = x @ W.T + b as one fused op (one graph node, BLAS matmuls), and
+relu(x @ W.T + b) as one node too (what nn.Sequential runs for Linear then
+ReLU: half the graph nodes of a plain MLP).
 
 Any number of leading batch dims: x (..., in) is viewed as (M, in) so each
 pass is a single 2-D matmul. Backward: dx = g @ W, dW = g.T @ x, db = g.sum(0).
@@ -7,6 +9,7 @@ import math
 
 from ..autograd import Op, is_grad_enabled
 from ..tensor import Tensor
+from .activation import relu_grad_composite
 
 _wrap = Tensor._wrap
 
@@ -36,7 +39,7 @@ def _check(x, weight, bias):
 
 
 class Linear(Op):
-    def forward(self, x, weight, bias):
+    def forward(self, x, weight, bias, relu=False):
         xd, wd = x._data, weight._data
         self.x, self.weight, self.lead = x, weight, xd.shape[:-1]
         # rows spelled out: with a zero-size dim, reshape could not infer a -1
@@ -44,10 +47,26 @@ class Linear(Op):
         out = xd.reshape(self.rows, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
         if bias is not None:
             out += bias._data
-        return out.reshape(self.lead + (wd.shape[0],)) if xd.ndim != 2 else out
+        if xd.ndim != 2:
+            out = out.reshape(self.lead + (wd.shape[0],))
+        self.pre = None
+        if relu:  # the relu kernel itself, so values match a separate ReLU exactly
+            self.pre = out
+            self.out = out = self.device.backend.activation_forward("relu", out, 0.0, 0.0)
+        return out
+
+    @property
+    def name(self):
+        return "Linear" if self.__dict__.get("pre") is None else "LinearRelu"
 
     def backward(self, g):
-        need_x, need_w, need_b = (e is not None for e in self.edges)
+        need_x, need_w, need_b = (e is not None for e in self.edges[:3])
+        if self.pre is not None:  # through the relu first, as the ReLU node would
+            if is_grad_enabled():
+                g = relu_grad_composite(Tensor._wrap(self.pre, self.device), g)
+            else:
+                g = Tensor._wrap(self.device.backend.activation_backward(
+                    "relu", self.pre, self.out, g._data, 0.0, 0.0), self.device)
         if is_grad_enabled():
             return self._composite_backward(g, need_x, need_w, need_b)
         x, w, dev, rows = self.x._data, self.weight._data, self.device, self.rows
@@ -55,7 +74,7 @@ class Linear(Op):
         dx = _wrap((g2 @ w).reshape(x.shape), dev) if need_x else None
         dw = _wrap(g2.T @ x.reshape(rows, w.shape[1]), dev) if need_w else None
         db = _wrap(g2.sum(axis=0), dev) if need_b else None
-        return dx, dw, db
+        return dx, dw, db, None
 
     def _composite_backward(self, g, need_x, need_w, need_b):
         # the same formulas with Tensor ops, so create_graph can differentiate them
@@ -64,10 +83,17 @@ class Linear(Op):
         dx = (g2 @ w).reshape(x.shape) if need_x else None
         dw = g2.T @ x.reshape(rows, w.shape[1]) if need_w else None
         db = g2.sum(0) if need_b else None
-        return dx, dw, db
+        return dx, dw, db, None
 
 
 def linear(input, weight, bias=None):  # noqa: A002  (PyTorch's argument name)
     """y = input @ weight.T + bias; input (..., in_features), weight (out_features, in_features)."""
     _check(input, weight, bias)
     return Linear.apply(input, weight, bias)
+
+
+def linear_relu(input, weight, bias=None):  # noqa: A002
+    """relu(linear(input, weight, bias)) as one graph node: the same values and
+    gradients as the two ops (the relu kernels run on the same arrays)."""
+    _check(input, weight, bias)
+    return Linear.apply(input, weight, bias, True)

@@ -5,10 +5,12 @@ import operator
 from ...tensor import Tensor
 from ..module import Module
 from .activation import ReLU
+from .linear import Linear
 from .normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d
 from .pool import MaxPool2d
 
-_BATCH_NORMS = (BatchNorm1d, BatchNorm2d, BatchNorm3d)
+# layers with a _forward_relu (relu of their output, fused where it pays)
+_FUSES_RELU = (BatchNorm1d, BatchNorm2d, BatchNorm3d, Linear)
 
 
 def _index(idx, size, kind):
@@ -55,7 +57,7 @@ def _plain_relu(module):
 
 
 def _fuses_relu(module):
-    return type(module) in _BATCH_NORMS and not _hooked(module)
+    return type(module) in _FUSES_RELU and not _hooked(module)
 
 
 def _commutes_with_relu(module):
@@ -87,7 +89,8 @@ class Sequential(_ModuleSequence):
         #   <= 0 passes no gradient either way): the ReLU and its backward
         #   work on the pooled, smaller tensor;
         # - BatchNorm then ReLU (not followed by such a pooling) runs as one
-        #   fused pass where it can (evaluation, no graph recorded).
+        #   fused pass where it can (evaluation, no graph recorded);
+        # - Linear then ReLU runs as one graph node (the same kernels).
         modules = list(self._modules.values())
         i, n = 0, len(modules)
         while i < n:

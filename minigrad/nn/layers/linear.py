@@ -4,7 +4,7 @@ from ...tensor import empty
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
-from ...ops.linear import linear
+from ...ops.linear import linear, linear_relu
 
 
 class Linear(Module):
@@ -32,6 +32,11 @@ class Linear(Module):
 
     def forward(self, input):  # noqa: A002
         return linear(input, self.weight, self.bias)
+
+    def _forward_relu(self, input):  # noqa: A002
+        """relu(self(input)), without hooks, as one graph node: what Sequential
+        runs for this layer followed by a ReLU."""
+        return linear_relu(input, self.weight, self.bias)
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
