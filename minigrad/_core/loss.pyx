@@ -11,11 +11,14 @@ one the CPU has is picked at load time. Rows are shared among OpenMP threads
 when the logits are large.
 """
 import numpy
+cimport numpy as cnp
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
 from minigrad.backend.reference import loss as _ref
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -174,33 +177,80 @@ cdef inline Py_ssize_t _rows_per_chunk(Py_ssize_t c) noexcept nogil:
     return max(1, CHUNK // max(1, c))
 
 
-def _forward(const floating[:, ::1] z, const int64_t[::1] t, const floating[::1] w,
-             double w_sum, double eps, floating[::1] losses, floating[::1] lse):
-    cdef Py_ssize_t n = z.shape[0], c = z.shape[1], k, step = _rows_per_chunk(c)
+# The runs below take raw pointers of C-contiguous arrays of one float dtype
+# (the callers make them so): a fused `def` with typed memoryviews spent
+# microseconds per call choosing its specialization and acquiring the views,
+# more than the work on a small batch.
+
+cdef inline void* _data(a):
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+cdef inline bint _single(a):
+    return cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.NPY_FLOAT32
+
+
+cdef void _forward_run(const floating* z, Py_ssize_t n, Py_ssize_t c, const int64_t* t,
+                       const floating* w, double w_sum, double eps, floating* losses,
+                       floating* lse) noexcept nogil:
+    cdef Py_ssize_t k, step = _rows_per_chunk(c)
+    if n * c < PARALLEL_MIN:
+        _forward_block(z, c, t, w, w_sum, eps, losses, lse, 0, n)
+    else:
+        for k in prange(0, n, step, schedule="dynamic"):
+            _forward_block(z, c, t, w, w_sum, eps, losses, lse, k, min(k + step, n))
+
+
+cdef void _backward_run(const floating* z, Py_ssize_t n, Py_ssize_t c, const int64_t* t,
+                        const floating* w, double w_sum, double eps, const floating* lse,
+                        const floating* g, floating* dz) noexcept nogil:
+    cdef Py_ssize_t k, step = _rows_per_chunk(c)
+    if n * c < PARALLEL_MIN:
+        _backward_block(z, c, t, w, w_sum, eps, lse, g, dz, 0, n)
+    else:
+        for k in prange(0, n, step, schedule="dynamic"):
+            _backward_block(z, c, t, w, w_sum, eps, lse, g, dz, k, min(k + step, n))
+
+
+cdef void _forward(z, t, w, double w_sum, double eps, losses, lse):
+    """z (n, c), t (n,) int64, w (c,), losses and lse (n,): all C-contiguous."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0), c = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef bint single = _single(z)
+    cdef void *pz = _data(z)
+    cdef void *pw = _data(w)
+    cdef void *pl = _data(losses)
+    cdef void *pe = _data(lse)
+    cdef const int64_t* pt = <const int64_t*>_data(t)
     if n == 0:
         return
     with nogil:
-        if n * c < PARALLEL_MIN:
-            _forward_block(&z[0, 0], c, &t[0], &w[0], w_sum, eps, &losses[0], &lse[0], 0, n)
+        if single:
+            _forward_run(<const float*>pz, n, c, pt, <const float*>pw, w_sum, eps,
+                         <float*>pl, <float*>pe)
         else:
-            for k in prange(0, n, step, schedule="dynamic"):
-                _forward_block(&z[0, 0], c, &t[0], &w[0], w_sum, eps, &losses[0], &lse[0],
-                               k, min(k + step, n))
+            _forward_run(<const double*>pz, n, c, pt, <const double*>pw, w_sum, eps,
+                         <double*>pl, <double*>pe)
 
 
-def _backward(const floating[:, ::1] z, const int64_t[::1] t, const floating[::1] w,
-              double w_sum, double eps, const floating[::1] lse, const floating[::1] g,
-              floating[:, ::1] dz):
-    cdef Py_ssize_t n = z.shape[0], c = z.shape[1], k, step = _rows_per_chunk(c)
+cdef void _backward(z, t, w, double w_sum, double eps, lse, g, dz):
+    """z and dz (n, c), t (n,) int64, w (c,), lse and g (n,): all C-contiguous."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0), c = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    cdef bint single = _single(z)
+    cdef void *pz = _data(z)
+    cdef void *pw = _data(w)
+    cdef void *pe = _data(lse)
+    cdef void *pg = _data(g)
+    cdef void *pd = _data(dz)
+    cdef const int64_t* pt = <const int64_t*>_data(t)
     if n == 0:
         return
     with nogil:
-        if n * c < PARALLEL_MIN:
-            _backward_block(&z[0, 0], c, &t[0], &w[0], w_sum, eps, &lse[0], &g[0], &dz[0, 0], 0, n)
+        if single:
+            _backward_run(<const float*>pz, n, c, pt, <const float*>pw, w_sum, eps,
+                          <const float*>pe, <const float*>pg, <float*>pd)
         else:
-            for k in prange(0, n, step, schedule="dynamic"):
-                _backward_block(&z[0, 0], c, &t[0], &w[0], w_sum, eps, &lse[0], &g[0],
-                                &dz[0, 0], k, min(k + step, n))
+            _backward_run(<const double*>pz, n, c, pt, <const double*>pw, w_sum, eps,
+                          <const double*>pe, <const double*>pg, <double*>pd)
 
 
 cdef void _softmax_rows(const floating* a, const floating* b, floating* out, Py_ssize_t c,
@@ -219,16 +269,29 @@ cdef void _softmax_rows(const floating* a, const floating* b, floating* out, Py_
             mg_softmax_forward_f64(a + i * c, c, log_out, out + i * c)
 
 
-def _softmax_run(const floating[:, ::1] a, const floating[:, ::1] b, floating[:, ::1] out,
-                 bint log_out, bint backward):
-    cdef Py_ssize_t n = a.shape[0], c = a.shape[1], k, step = _rows_per_chunk(c)
+cdef void _softmax_all(const floating* a, const floating* b, floating* out, Py_ssize_t n,
+                       Py_ssize_t c, bint log_out, bint backward) noexcept nogil:
+    cdef Py_ssize_t k, step = _rows_per_chunk(c)
+    if n * c < PARALLEL_MIN:
+        _softmax_rows(a, b, out, c, log_out, backward, 0, n)
+    else:
+        for k in prange(0, n, step, schedule="dynamic"):
+            _softmax_rows(a, b, out, c, log_out, backward, k, min(k + step, n))
+
+
+cdef void _softmax_run(a, b, out, bint log_out, bint backward):
+    """a, b and out (n, c), C-contiguous, one float dtype; n * c > 0."""
+    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>a, 0), c = cnp.PyArray_DIM(<cnp.ndarray>a, 1)
+    cdef bint single = _single(a)
+    cdef void *pa = _data(a)
+    cdef void *pb = _data(b)
+    cdef void *po = _data(out)
     with nogil:
-        if n * c < PARALLEL_MIN:
-            _softmax_rows(&a[0, 0], &b[0, 0], &out[0, 0], c, log_out, backward, 0, n)
+        if single:
+            _softmax_all(<const float*>pa, <const float*>pb, <float*>po, n, c, log_out, backward)
         else:
-            for k in prange(0, n, step, schedule="dynamic"):
-                _softmax_rows(&a[0, 0], &b[0, 0], &out[0, 0], c, log_out, backward, k,
-                              min(k + step, n))
+            _softmax_all(<const double*>pa, <const double*>pb, <double*>po, n, c, log_out,
+                         backward)
 
 
 def _softmax_rows_of(dim, *arrays):
@@ -291,14 +354,14 @@ cdef object _row_targets(target, Py_ssize_t c, ignore_index):
     error for the first target that is neither a class nor ignore_index."""
     src = numpy.ascontiguousarray(target, dtype=numpy.int64)
     out = numpy.empty(src.shape[0], dtype=numpy.int64)
-    cdef const int64_t[::1] tv = src
-    cdef int64_t[::1] ov = out
-    cdef Py_ssize_t i
+    cdef const int64_t* tv = <const int64_t*>_data(src)
+    cdef int64_t* ov = <int64_t*>_data(out)
+    cdef Py_ssize_t i, n = cnp.PyArray_DIM(<cnp.ndarray>src, 0)
     cdef int64_t v, ignore = 0
     cdef bint can_ignore = _INT64_MIN <= ignore_index <= _INT64_MAX
     if can_ignore:
         ignore = ignore_index
-    for i in range(tv.shape[0]):
+    for i in range(n):
         v = tv[i]
         if can_ignore and v == ignore:
             ov[i] = -1
