@@ -212,45 +212,33 @@ cdef void _backward_run(const floating* z, Py_ssize_t n, Py_ssize_t c, const int
             _backward_block(z, c, t, w, w_sum, eps, lse, g, dz, k, min(k + step, n))
 
 
-cdef void _forward(z, t, w, double w_sum, double eps, losses, lse):
-    """z (n, c), t (n,) int64, w (c,), losses and lse (n,): all C-contiguous."""
+cdef void _ce_run(z, t, w, double w_sum, double eps, a, b, dz, bint backward):
+    """z (n, c), t (n,) int64, w (c,), all C-contiguous of z's dtype (t int64).
+    Forward: writes losses a and lse b (n,). Backward: reads lse a and the
+    row gradients b (n,), writes dz (n, c)."""
     cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0), c = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
     cdef bint single = _single(z)
     cdef void *pz = _data(z)
     cdef void *pw = _data(w)
-    cdef void *pl = _data(losses)
-    cdef void *pe = _data(lse)
+    cdef void *pa = _data(a)
+    cdef void *pb = _data(b)
+    cdef void *pd = _data(dz) if backward else NULL
     cdef const int64_t* pt = <const int64_t*>_data(t)
     if n == 0:
         return
     with nogil:
-        if single:
+        if backward and single:
+            _backward_run(<const float*>pz, n, c, pt, <const float*>pw, w_sum, eps,
+                          <const float*>pa, <const float*>pb, <float*>pd)
+        elif backward:
+            _backward_run(<const double*>pz, n, c, pt, <const double*>pw, w_sum, eps,
+                          <const double*>pa, <const double*>pb, <double*>pd)
+        elif single:
             _forward_run(<const float*>pz, n, c, pt, <const float*>pw, w_sum, eps,
-                         <float*>pl, <float*>pe)
+                         <float*>pa, <float*>pb)
         else:
             _forward_run(<const double*>pz, n, c, pt, <const double*>pw, w_sum, eps,
-                         <double*>pl, <double*>pe)
-
-
-cdef void _backward(z, t, w, double w_sum, double eps, lse, g, dz):
-    """z and dz (n, c), t (n,) int64, w (c,), lse and g (n,): all C-contiguous."""
-    cdef Py_ssize_t n = cnp.PyArray_DIM(<cnp.ndarray>z, 0), c = cnp.PyArray_DIM(<cnp.ndarray>z, 1)
-    cdef bint single = _single(z)
-    cdef void *pz = _data(z)
-    cdef void *pw = _data(w)
-    cdef void *pe = _data(lse)
-    cdef void *pg = _data(g)
-    cdef void *pd = _data(dz)
-    cdef const int64_t* pt = <const int64_t*>_data(t)
-    if n == 0:
-        return
-    with nogil:
-        if single:
-            _backward_run(<const float*>pz, n, c, pt, <const float*>pw, w_sum, eps,
-                          <const float*>pe, <const float*>pg, <float*>pd)
-        else:
-            _backward_run(<const double*>pz, n, c, pt, <const double*>pw, w_sum, eps,
-                          <const double*>pe, <const double*>pg, <double*>pd)
+                         <double*>pa, <double*>pb)
 
 
 cdef void _softmax_rows(const floating* a, const floating* b, floating* out, Py_ssize_t c,
@@ -413,7 +401,7 @@ def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
     w, w_sum = _weights(weight, c, z.dtype)
     losses = numpy.empty(n, dtype=z.dtype)
     lse = numpy.empty(n, dtype=z.dtype)
-    _forward(z, t, w, w_sum, float(label_smoothing), losses, lse)
+    _ce_run(z, t, w, w_sum, float(label_smoothing), losses, lse, None, False)
     return losses, lse
 
 
@@ -433,5 +421,5 @@ def cross_entropy_backward(logits, target, weight, ignore_index, label_smoothing
     lse = _per_row(lse, n, z.dtype)
     g = _per_row(dlosses, n, z.dtype)
     dz = numpy.empty_like(z)
-    _backward(z, t, w, w_sum, float(label_smoothing), lse, g, dz)
+    _ce_run(z, t, w, w_sum, float(label_smoothing), lse, g, dz, True)
     return dz

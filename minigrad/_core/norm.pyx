@@ -521,20 +521,19 @@ cdef inline void* _data(a):
     return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-cdef void _bn_forward_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssize_t C,
-                             Py_ssize_t S, double eps, double* tab, floating* ft, Py_ssize_t bs,
-                             Py_ssize_t nb, int nt) noexcept nogil:
-    cdef Py_ssize_t blk
+cdef void _bn_output_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssize_t C,
+                            Py_ssize_t S, bint stats, double eps, double* tab, floating* ft,
+                            bint relu, Py_ssize_t bs, Py_ssize_t nb, int nt) noexcept nogil:
+    """y for every block of channels: with batch statistics (stats, the
+    training forward) or from the table's (apply; relu(y) when `relu`)."""
+    cdef Py_ssize_t blk, first, stop
     for blk in prange(nb, num_threads=nt, schedule='static'):
-        bn_forward_block(x, y, N, C, S, blk * bs, min(C, (blk + 1) * bs), eps, tab, ft)
-
-
-cdef void _bn_affine_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssize_t C,
-                            Py_ssize_t S, double* tab, floating* ft, bint relu, Py_ssize_t bs,
-                            Py_ssize_t nb, int nt) noexcept nogil:
-    cdef Py_ssize_t blk
-    for blk in prange(nb, num_threads=nt, schedule='static'):
-        bn_affine_block(x, y, N, C, S, blk * bs, min(C, (blk + 1) * bs), tab, relu, ft)
+        first = blk * bs
+        stop = min(C, (blk + 1) * bs)
+        if stats:
+            bn_forward_block(x, y, N, C, S, first, stop, eps, tab, ft)
+        else:
+            bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft)
 
 
 cdef void _bn_backward_blocks(const floating* dy, const floating* x, floating* dx, Py_ssize_t N,
@@ -546,7 +545,8 @@ cdef void _bn_backward_blocks(const floating* dy, const floating* x, floating* d
                           batch_stats, need_sums, tab)
 
 
-cdef void _bn_forward_kernel(x, y, double eps, tab, ft, Py_ssize_t bs, Py_ssize_t nb, int nt):
+cdef void _bn_output_kernel(x, y, bint stats, double eps, tab, ft, bint relu, Py_ssize_t bs,
+                            Py_ssize_t nb, int nt):
     """x and y (N, C, S), ft of x's dtype, tab float64: all C-contiguous."""
     cdef cnp.ndarray a = x
     cdef Py_ssize_t N = a.shape[0], C = a.shape[1], S = a.shape[2]
@@ -557,29 +557,11 @@ cdef void _bn_forward_kernel(x, y, double eps, tab, ft, Py_ssize_t bs, Py_ssize_
     cdef double* pt = <double*>_data(tab)
     with nogil:
         if single:
-            _bn_forward_blocks(<const float*>px, <float*>py, N, C, S, eps, pt, <float*>pf,
-                               bs, nb, nt)
+            _bn_output_blocks(<const float*>px, <float*>py, N, C, S, stats, eps, pt,
+                              <float*>pf, relu, bs, nb, nt)
         else:
-            _bn_forward_blocks(<const double*>px, <double*>py, N, C, S, eps, pt, <double*>pf,
-                               bs, nb, nt)
-
-
-cdef void _bn_affine_kernel(x, y, tab, ft, bint relu, Py_ssize_t bs, Py_ssize_t nb, int nt):
-    """As _bn_forward_kernel."""
-    cdef cnp.ndarray a = x
-    cdef Py_ssize_t N = a.shape[0], C = a.shape[1], S = a.shape[2]
-    cdef bint single = cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
-    cdef void *px = _data(x)
-    cdef void *py = _data(y)
-    cdef void *pf = _data(ft)
-    cdef double* pt = <double*>_data(tab)
-    with nogil:
-        if single:
-            _bn_affine_blocks(<const float*>px, <float*>py, N, C, S, pt, <float*>pf, relu,
-                              bs, nb, nt)
-        else:
-            _bn_affine_blocks(<const double*>px, <double*>py, N, C, S, pt, <double*>pf, relu,
-                              bs, nb, nt)
+            _bn_output_blocks(<const double*>px, <double*>py, N, C, S, stats, eps, pt,
+                              <double*>pf, relu, bs, nb, nt)
 
 
 cdef void _bn_backward_kernel(dy, x, dx, bint batch_stats, bint need_sums, tab,
@@ -683,7 +665,7 @@ def batch_norm_forward(x, weight, bias, eps):
     tab = _channel_table(x.shape[1], weight, bias)
     y = np.empty_like(x)
     bs, nb, nt = _bn_blocks(x.size, x.shape[1], x.shape[2])
-    _bn_forward_kernel(x, y, float(eps), tab, _narrow_table(x), bs, nb, nt)
+    _bn_output_kernel(x, y, True, float(eps), tab, _narrow_table(x), False, bs, nb, nt)
     return y, tab[T_MEAN].astype(x.dtype), tab[T_VAR].astype(x.dtype), tab[T_RSTD].astype(x.dtype)
 
 
@@ -696,7 +678,7 @@ def batch_norm_apply(x, mean, rstd, weight, bias, relu=False):
     tab[T_A] = tab[T_RSTD] * tab[T_W]
     y = np.empty_like(x)
     bs, nb, nt = _bn_blocks(x.size, x.shape[1], x.shape[2])
-    _bn_affine_kernel(x, y, tab, _narrow_table(x), bool(relu), bs, nb, nt)
+    _bn_output_kernel(x, y, False, 0.0, tab, _narrow_table(x), bool(relu), bs, nb, nt)
     return y
 
 
