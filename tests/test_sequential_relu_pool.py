@@ -140,23 +140,59 @@ def test_eval_batchnorm_relu_runs_fused_with_the_same_values(monkeypatch, bn_cls
     np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
-def test_batchnorm_relu_with_grad_or_training_equals_layer_by_layer():
-    bn, x_np = _bn_relu(nn.BatchNorm2d, (4, 6, 5, 7), 0)
+BN_SHAPES = [(nn.BatchNorm1d, (33, 20)), (nn.BatchNorm2d, (4, 6, 5, 7)), (nn.BatchNorm1d, (8, 5, 9))]
+
+
+def _bn_twins(bn_cls, shape, training):
+    bn, x_np = _bn_relu(bn_cls, shape, len(shape))
     x_np = np.nan_to_num(x_np)
-    for training in (False, True):
-        bn.train(training)
-        ref_bn = nn.BatchNorm2d(6)
-        ref_bn.load_state_dict(bn.state_dict())
-        ref_bn.train(training)
-        x, y = _layer_by_layer([ref_bn, nn.ReLU()], x_np)
-        y.sum().backward()
-        x2 = mg.tensor(x_np, requires_grad=True)
-        y2 = nn.Sequential(bn, nn.ReLU())(x2)
-        y2.sum().backward()
-        np.testing.assert_array_equal(y2.detach().numpy(), y.detach().numpy())
-        np.testing.assert_array_equal(x2.grad.numpy(), x.grad.numpy())
-        for name in ("running_mean", "running_var", "num_batches_tracked"):
-            np.testing.assert_array_equal(getattr(bn, name).numpy(), getattr(ref_bn, name).numpy())
+    x_np.flat[::7] = 0.0  # repeated values: outputs at the relu's kink
+    bn.train(training)
+    ref_bn = bn_cls(shape[1])
+    ref_bn.load_state_dict(bn.state_dict())
+    ref_bn.train(training)
+    return bn, ref_bn, x_np
+
+
+@pytest.mark.parametrize("bn_cls,shape", BN_SHAPES)
+@pytest.mark.parametrize("training", [False, True])
+def test_batchnorm_relu_with_grad_equals_layer_by_layer(bn_cls, shape, training):
+    """One fused node in training and in evaluation with a graph: the same
+    output, input and parameter gradients and running statistics."""
+    bn, ref_bn, x_np = _bn_twins(bn_cls, shape, training)
+    dy = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    x, y = _layer_by_layer([ref_bn, nn.ReLU()], x_np)
+    y.backward(mg.tensor(dy))
+    x2 = mg.tensor(x_np, requires_grad=True)
+    y2 = nn.Sequential(bn, nn.ReLU())(x2)
+    assert y2.grad_fn.name == "BatchNormRelu"
+    y2.backward(mg.tensor(dy))
+    np.testing.assert_array_equal(y2.detach().numpy(), y.detach().numpy())
+    assert (y.detach().numpy() == 0).any() and (y.detach().numpy() > 0).any()
+    np.testing.assert_array_equal(x2.grad.numpy(), x.grad.numpy())
+    np.testing.assert_array_equal(bn.weight.grad.numpy(), ref_bn.weight.grad.numpy())
+    np.testing.assert_array_equal(bn.bias.grad.numpy(), ref_bn.bias.grad.numpy())
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        np.testing.assert_array_equal(getattr(bn, name).numpy(), getattr(ref_bn, name).numpy())
+
+
+def test_batchnorm_relu_second_derivatives_equal_layer_by_layer():
+    bn, ref_bn, x_np = _bn_twins(nn.BatchNorm1d, (12, 5), True)
+    x_np = x_np.astype(np.float64)
+    bn.double()
+    ref_bn.double()
+
+    def grads(forward, module):
+        x = mg.tensor(x_np, requires_grad=True)
+        loss = (forward(x) ** 3).sum()
+        (gw,) = mg.autograd.grad(loss, [module.weight], create_graph=True)
+        (gx,) = mg.autograd.grad((gw * gw).sum(), [x])
+        return gw.detach().numpy(), gx.numpy()
+
+    want = grads(lambda x: F.relu(ref_bn(x)), ref_bn)
+    got = grads(nn.Sequential(bn, nn.ReLU()), bn)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("hooked", ["bn", "relu"])

@@ -457,8 +457,10 @@ cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
 
 cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
                            Py_ssize_t C, Py_ssize_t S, Py_ssize_t first,
-                           Py_ssize_t stop, double eps, double* tab, floating* ft) noexcept nogil:
-    """Statistics of channels first..stop-1 over (n, s), then their output."""
+                           Py_ssize_t stop, double eps, double* tab, floating* ft,
+                           bint relu) noexcept nogil:
+    """Statistics of channels first..stop-1 over (n, s), then their output
+    (relu of it when `relu`)."""
     cdef Py_ssize_t n, c, base = first * S
     cdef double* mean = tab + T_MEAN * C
     cdef double* s1 = tab + T_SUM1 * C
@@ -475,7 +477,7 @@ cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
         tab[T_VAR * C + c] = var
         tab[T_RSTD * C + c] = r
         tab[T_A * C + c] = r * tab[T_W * C + c]
-    bn_affine_block(x, y, N, C, S, first, stop, tab, False, ft)
+    bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft)
 
 
 cdef void bn_backward_block(const floating* dy, const floating* x, floating* dx,
@@ -525,13 +527,13 @@ cdef void _bn_output_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssi
                             Py_ssize_t S, bint stats, double eps, double* tab, floating* ft,
                             bint relu, Py_ssize_t bs, Py_ssize_t nb, int nt) noexcept nogil:
     """y for every block of channels: with batch statistics (stats, the
-    training forward) or from the table's (apply; relu(y) when `relu`)."""
+    training forward) or from the table's (apply); relu(y) when `relu`."""
     cdef Py_ssize_t blk, first, stop
     for blk in prange(nb, num_threads=nt, schedule='static'):
         first = blk * bs
         stop = min(C, (blk + 1) * bs)
         if stats:
-            bn_forward_block(x, y, N, C, S, first, stop, eps, tab, ft)
+            bn_forward_block(x, y, N, C, S, first, stop, eps, tab, ft, relu)
         else:
             bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft)
 
@@ -657,15 +659,15 @@ def _channel_table(C, weight, bias=None, mean=None, rstd=None):
     return tab
 
 
-def batch_norm_forward(x, weight, bias, eps):
+def batch_norm_forward(x, weight, bias, eps, relu=False):
     """See minigrad.backend.reference.norm.batch_norm_forward."""
     if not _compiled_dtype(x):
-        return _ref.batch_norm_forward(np, x, weight, bias, eps)
+        return _ref.batch_norm_forward(np, x, weight, bias, eps, relu)
     x = np.ascontiguousarray(x)
     tab = _channel_table(x.shape[1], weight, bias)
     y = np.empty_like(x)
     bs, nb, nt = _bn_blocks(x.size, x.shape[1], x.shape[2])
-    _bn_output_kernel(x, y, True, float(eps), tab, _narrow_table(x), False, bs, nb, nt)
+    _bn_output_kernel(x, y, True, float(eps), tab, _narrow_table(x), bool(relu), bs, nb, nt)
     return y, tab[T_MEAN].astype(x.dtype), tab[T_VAR].astype(x.dtype), tab[T_RSTD].astype(x.dtype)
 
 

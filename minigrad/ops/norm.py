@@ -32,7 +32,7 @@ from ..autograd import Op, is_grad_enabled
 from ..dtypes import float64
 from ..tensor import Tensor, zeros
 from .shape import cat
-from .activation import activation
+from .activation import activation, relu_grad_composite
 from .softmax import softmax
 
 _wrap = Tensor._wrap
@@ -55,7 +55,7 @@ class Plan:
                  relu=False):
         self.name, self.layout, self.shape, self.param_shape = name, layout, shape, param_shape
         self.eps, self.center, self.tile, self.given = float(eps), center, tile, given
-        self.relu = relu  # given statistics only, and never recorded for backward
+        self.relu = relu  # batch layout only: relu(y), fused into the kernel
         self.mean = self.var = None
 
     @property
@@ -109,22 +109,32 @@ class Normalization(Op):
         if plan.layout is GROUP:
             y, mean, rstd = be.group_norm_forward(xd, w, b, plan.eps, plan.center)
         elif plan.given is None:
-            y, mean, plan.var, rstd = be.batch_norm_forward(xd, w, b, plan.eps)
+            y, mean, plan.var, rstd = be.batch_norm_forward(xd, w, b, plan.eps, plan.relu)
             plan.mean = mean
         else:
             mean, rstd = plan.given
             y = be.batch_norm_apply(xd, mean, rstd, w, b, plan.relu)
         self.x, self.xd, self.weight, self.bias, self.plan = x, xd, weight, bias, plan
         self.w, self.mean, self.rstd = w, mean, rstd
+        # after a fused relu, y > 0 exactly where its input was > 0: the mask
+        # of the relu's gradient
+        self.out = y if plan.relu else None
         return y.reshape(x._data.shape)
 
     @property
     def name(self):
         plan = self.__dict__.get("plan")  # gone once backward has released the node
-        return "Normalization" if plan is None else plan.name
+        return "Normalization" if plan is None else plan.name + ("Relu" if plan.relu else "")
 
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
+        if self.out is not None:  # through the fused relu first, as a ReLU node would
+            out = self.out.reshape(g._data.shape)
+            if is_grad_enabled():
+                g = relu_grad_composite(_wrap(out, self.device), g)
+            else:
+                g = _wrap(self.device.backend.activation_backward("relu", out, out, g._data,
+                                                                   0.0, 0.0), self.device)
         if is_grad_enabled():
             return self._composite_backward(g, need_x, need_w, need_b) + (None,)
         plan, be, dev = self.plan, self.device.backend, self.device
@@ -329,9 +339,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,  # noqa: A002
                     training=False, momentum=0.1, eps=1e-5, relu=True):
-    """relu(batch_norm(...)) (plain batch_norm with relu=False). With running
-    statistics and no graph being recorded, the ReLU is applied inside the
-    normalization kernel (one pass over the data instead of two)."""
+    """relu(batch_norm(...)) (plain batch_norm with relu=False). The ReLU is
+    applied inside the normalization kernel (one pass over the data instead
+    of two, one graph node), with the relu kernel's values and gradients."""
     _check_input("batch_norm", input, 2)
     shape = tuple(input.shape)
     C = shape[1]
@@ -347,16 +357,14 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,  #
     N, S = shape[0], math.prod(shape[2:])
     if not training:
         given = _given_stats(input, running_mean, running_var, eps)
-        fused = relu and not is_grad_enabled()
-        out = Normalization.apply(input, weight, bias, Plan("BatchNorm", BATCH, (N, C, S), (C,), eps,
-                                                            given=given, relu=fused))
-        return activation(out, "relu") if relu and not fused else out
+        return Normalization.apply(input, weight, bias, Plan("BatchNorm", BATCH, (N, C, S), (C,),
+                                                             eps, given=given, relu=relu))
     verify_batch_size(shape)
-    plan = Plan("BatchNorm", BATCH, (N, C, S), (C,), eps)
+    plan = Plan("BatchNorm", BATCH, (N, C, S), (C,), eps, relu=relu)
     out = Normalization.apply(input, weight, bias, plan)
     if running_mean is not None:
         update_running_stats(running_mean, running_var, plan.mean, plan.var, N * S, momentum)
-    return activation(out, "relu") if relu else out
+    return out
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,  # noqa: A002

@@ -78,8 +78,9 @@ def _channel(a):
     return a.reshape(1, -1, 1)
 
 
-def batch_norm_forward(xp, x, weight, bias, eps):
-    """Batch statistics and normalized output.
+def batch_norm_forward(xp, x, weight, bias, eps, relu=False):
+    """Batch statistics and normalized output (then relu(y) when `relu`,
+    exactly the relu kernel on the rounded y).
 
     x (N, C, S); weight, bias (C,) or None; eps float.
     Returns y (N, C, S), mean (C,), var (C,) (biased), rstd (C,), all in
@@ -91,7 +92,8 @@ def batch_norm_forward(xp, x, weight, bias, eps):
     var = (xc * xc).mean(axis=(0, 2))
     rstd = 1.0 / xp.sqrt(var + eps)
     y = _scale_shift(xp, xc * _channel(rstd), weight, bias, _channel)
-    return tuple(_cast(a, x.dtype) for a in (y, mean, var, rstd))
+    y, mean, var, rstd = (_cast(a, x.dtype) for a in (y, mean, var, rstd))
+    return (activation_forward(xp, "relu", y) if relu else y), mean, var, rstd
 
 
 def batch_norm_apply(xp, x, mean, rstd, weight, bias, relu=False):

@@ -128,7 +128,7 @@ class _BatchNorm(_NormBase):
 
     def _forward_relu(self, input):  # noqa: A002
         """relu(self(input)), without hooks: what Sequential runs for this
-        layer followed by a ReLU (fused into one pass in evaluation)."""
+        layer followed by a ReLU (one fused pass and one graph node)."""
         return self._normalize(input, relu=True)
 
     def _normalize(self, input, relu):  # noqa: A002
