@@ -49,24 +49,25 @@ class Linear(Op):
             out += bias._data
         if xd.ndim != 2:
             out = out.reshape(self.lead + (wd.shape[0],))
-        self.pre = None
+        self.out = None
         if relu:  # the relu kernel itself, so values match a separate ReLU exactly
-            self.pre = out
             self.out = out = self.device.backend.activation_forward("relu", out, 0.0, 0.0)
         return out
 
     @property
     def name(self):
-        return "Linear" if self.__dict__.get("pre") is None else "LinearRelu"
+        return "Linear" if self.__dict__.get("out") is None else "LinearRelu"
 
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
-        if self.pre is not None:  # through the relu first, as the ReLU node would
+        if self.out is not None:
+            # through the relu first, as the ReLU node would; its output is > 0
+            # exactly where its input was, so it serves as the mask
             if is_grad_enabled():
-                g = relu_grad_composite(Tensor._wrap(self.pre, self.device), g)
+                g = relu_grad_composite(Tensor._wrap(self.out, self.device), g)
             else:
                 g = Tensor._wrap(self.device.backend.activation_backward(
-                    "relu", self.pre, self.out, g._data, 0.0, 0.0), self.device)
+                    "relu", self.out, self.out, g._data, 0.0, 0.0), self.device)
         if is_grad_enabled():
             return self._composite_backward(g, need_x, need_w, need_b)
         x, w, dev, rows = self.x._data, self.weight._data, self.device, self.rows

@@ -89,7 +89,7 @@ class Sequential(_ModuleSequence):
         #   <= 0 passes no gradient either way): the ReLU and its backward
         #   work on the pooled, smaller tensor;
         # - BatchNorm then ReLU (not followed by such a pooling) runs as one
-        #   fused pass where it can (evaluation, no graph recorded);
+        #   fused pass and one graph node;
         # - Linear then ReLU runs as one graph node (the same kernels).
         modules = list(self._modules.values())
         i, n = 0, len(modules)
