@@ -56,6 +56,18 @@ def relu_grad_composite(x, g):
     return where(x._data > 0, g, 0.0)
 
 
+def through_fused_relu(out, g, device):
+    """The gradient g of relu's output `out` (an array) taken back through the
+    relu, for ops that apply it inside their own forward: `out` > 0 exactly
+    where the relu's input was, so it serves as the mask. Tensor ops when a
+    graph of the backward is being recorded, else the relu kernel."""
+    out = out.reshape(g._data.shape)
+    if is_grad_enabled():
+        return relu_grad_composite(Tensor._wrap(out, device), g)
+    return Tensor._wrap(device.backend.activation_backward("relu", out, out, g._data, 0.0, 0.0),
+                        device)
+
+
 # derivative of each kind, written with Tensor ops (used when create_graph=True)
 _COMPOSITE_GRAD = {
     "relu": lambda x, g, a, b: relu_grad_composite(x, g),

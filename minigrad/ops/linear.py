@@ -9,7 +9,7 @@ import math
 
 from ..autograd import Op, is_grad_enabled
 from ..tensor import Tensor
-from .activation import relu_grad_composite
+from .activation import through_fused_relu
 
 _wrap = Tensor._wrap
 
@@ -60,14 +60,8 @@ class Linear(Op):
 
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
-        if self.out is not None:
-            # through the relu first, as the ReLU node would; its output is > 0
-            # exactly where its input was, so it serves as the mask
-            if is_grad_enabled():
-                g = relu_grad_composite(Tensor._wrap(self.out, self.device), g)
-            else:
-                g = Tensor._wrap(self.device.backend.activation_backward(
-                    "relu", self.out, self.out, g._data, 0.0, 0.0), self.device)
+        if self.out is not None:  # through the relu first, as the ReLU node would
+            g = through_fused_relu(self.out, g, self.device)
         if is_grad_enabled():
             return self._composite_backward(g, need_x, need_w, need_b)
         x, w, dev, rows = self.x._data, self.weight._data, self.device, self.rows

@@ -32,7 +32,7 @@ from ..autograd import Op, is_grad_enabled
 from ..dtypes import float64
 from ..tensor import Tensor, zeros
 from .shape import cat
-from .activation import activation, relu_grad_composite
+from .activation import activation, through_fused_relu
 from .softmax import softmax
 
 _wrap = Tensor._wrap
@@ -116,9 +116,7 @@ class Normalization(Op):
             y = be.batch_norm_apply(xd, mean, rstd, w, b, plan.relu)
         self.x, self.xd, self.weight, self.bias, self.plan = x, xd, weight, bias, plan
         self.w, self.mean, self.rstd = w, mean, rstd
-        # after a fused relu, y > 0 exactly where its input was > 0: the mask
-        # of the relu's gradient
-        self.out = y if plan.relu else None
+        self.out = y if plan.relu else None  # the fused relu's gradient mask
         return y.reshape(x._data.shape)
 
     @property
@@ -129,12 +127,7 @@ class Normalization(Op):
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
         if self.out is not None:  # through the fused relu first, as a ReLU node would
-            out = self.out.reshape(g._data.shape)
-            if is_grad_enabled():
-                g = relu_grad_composite(_wrap(out, self.device), g)
-            else:
-                g = _wrap(self.device.backend.activation_backward("relu", out, out, g._data,
-                                                                   0.0, 0.0), self.device)
+            g = through_fused_relu(self.out, g, self.device)
         if is_grad_enabled():
             return self._composite_backward(g, need_x, need_w, need_b) + (None,)
         plan, be, dev = self.plan, self.device.backend, self.device
