@@ -44,15 +44,11 @@ class Linear(Op):
         self.x, self.weight, self.lead = x, weight, xd.shape[:-1]
         # rows spelled out: with a zero-size dim, reshape could not infer a -1
         self.rows = math.prod(self.lead)
-        out = xd.reshape(self.rows, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
-        if bias is not None:
-            out += bias._data
-        if xd.ndim != 2:
-            out = out.reshape(self.lead + (wd.shape[0],))
-        self.out = None
-        if relu:  # the relu kernel itself, so values match a separate ReLU exactly
-            self.out = out = self.device.backend.activation_forward("relu", out, 0.0, 0.0)
-        return out
+        z = xd.reshape(self.rows, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
+        # bias and relu in one pass over the product (the relu kernel's values)
+        out = self.device.backend.linear_epilogue(z, None if bias is None else bias._data, relu)
+        self.out = out if relu else None
+        return out.reshape(self.lead + (wd.shape[0],)) if xd.ndim != 2 else out
 
     @property
     def name(self):
@@ -60,16 +56,17 @@ class Linear(Op):
 
     def backward(self, g):
         need_x, need_w, need_b = (e is not None for e in self.edges[:3])
-        if self.out is not None:  # through the relu first, as the ReLU node would
-            g = through_fused_relu(self.out, g, self.device)
         if is_grad_enabled():
+            if self.out is not None:  # through the relu first, as the ReLU node would
+                g = through_fused_relu(self.out, g, self.device)
             return self._composite_backward(g, need_x, need_w, need_b)
         x, w, dev, rows = self.x._data, self.weight._data, self.device, self.rows
         g2 = g._data.reshape(rows, w.shape[0])
+        # one pass takes g back through the relu and sums it for the bias
+        g2, db = dev.backend.linear_epilogue_backward(self.out, g2, self.out is not None, need_b)
         dx = _wrap((g2 @ w).reshape(x.shape), dev) if need_x else None
         dw = _wrap(g2.T @ x.reshape(rows, w.shape[1]), dev) if need_w else None
-        db = _wrap(g2.sum(axis=0), dev) if need_b else None
-        return dx, dw, db, None
+        return dx, dw, None if db is None else _wrap(db, dev), None
 
     def _composite_backward(self, g, need_x, need_w, need_b):
         # the same formulas with Tensor ops, so create_graph can differentiate them

@@ -1,0 +1,167 @@
+"""Compiled linear-layer epilogues (reference: backend/reference/linear.py).
+
+Forward: one pass over the product adds the bias and applies the relu in
+place, where numpy needs an add, then a relu pass into a new array.
+Backward: one pass masks the gradient by the relu and sums it over rows for
+the bias gradient, where numpy needs a masking pass and a reduction. For a
+small layer each of those is a call costing microseconds, as much as its
+matrix product.
+
+The relu is the activation kernel's (v <= 0 ? 0 : v forward, out > 0 ? g : 0
+backward), so a fused layer gives a separate ReLU's values bit for bit. Bias
+sums accumulate in double. One thread: these passes are memory-bound, and
+the layers they serve stay under the size where a second thread pays (see
+parallel.h). Arrays outside the fast path (other dtypes, layouts) go to the
+reference.
+"""
+cimport numpy as cnp
+from libc.stdlib cimport free, malloc
+
+import numpy
+
+from minigrad.backend.reference import linear as _ref
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #include "vecmath.h"
+
+    /* z[i, j] (+ b[j]) (then relu), in place; b may be NULL */
+    #define MG_DEFINE_EPILOGUE(SUFFIX, T) \\
+    MG_CLONES static void mg_epilogue_##SUFFIX(T *restrict z, const T *restrict b, \\
+            Py_ssize_t rows, Py_ssize_t n, int relu) { \\
+        for (Py_ssize_t i = 0; i < rows; i++) { \\
+            T *restrict r = z + i * n; \\
+            if (b != NULL && relu) { \\
+                for (Py_ssize_t j = 0; j < n; j++) { const T v = r[j] + b[j]; r[j] = v <= 0 ? (T)0 : v; } \\
+            } else if (b != NULL) { \\
+                for (Py_ssize_t j = 0; j < n; j++) r[j] += b[j]; \\
+            } else if (relu) { \\
+                for (Py_ssize_t j = 0; j < n; j++) { const T v = r[j]; r[j] = v <= 0 ? (T)0 : v; } \\
+            } \\
+        } \\
+    } \\
+    /* dz = out > 0 ? g : 0 (when relu; out and dz are NULL otherwise), and \\
+       acc[j] = sum over rows of dz[i, j] (when acc is not NULL) */ \\
+    MG_CLONES static void mg_epilogue_backward_##SUFFIX(const T *restrict out, \\
+            const T *restrict g, T *restrict dz, double *restrict acc, Py_ssize_t rows, \\
+            Py_ssize_t n, int relu) { \\
+        if (acc != NULL) \\
+            for (Py_ssize_t j = 0; j < n; j++) acc[j] = 0.0; \\
+        for (Py_ssize_t i = 0; i < rows; i++) { \\
+            const T *restrict gi = g + i * n; \\
+            if (relu && acc != NULL) { \\
+                const T *restrict o = out + i * n; T *restrict d = dz + i * n; \\
+                for (Py_ssize_t j = 0; j < n; j++) { const T v = o[j] > 0 ? gi[j] : (T)0; d[j] = v; acc[j] += v; } \\
+            } else if (relu) { \\
+                const T *restrict o = out + i * n; T *restrict d = dz + i * n; \\
+                for (Py_ssize_t j = 0; j < n; j++) d[j] = o[j] > 0 ? gi[j] : (T)0; \\
+            } else { \\
+                for (Py_ssize_t j = 0; j < n; j++) acc[j] += gi[j]; \\
+            } \\
+        } \\
+    }
+
+    MG_DEFINE_EPILOGUE(f32, float)
+    MG_DEFINE_EPILOGUE(f64, double)
+    """
+    void mg_epilogue_f32(float* z, const float* b, Py_ssize_t rows, Py_ssize_t n,
+                         int relu) noexcept nogil
+    void mg_epilogue_f64(double* z, const double* b, Py_ssize_t rows, Py_ssize_t n,
+                         int relu) noexcept nogil
+    void mg_epilogue_backward_f32(const float* out, const float* g, float* dz, double* acc,
+                                  Py_ssize_t rows, Py_ssize_t n, int relu) noexcept nogil
+    void mg_epilogue_backward_f64(const double* out, const double* g, double* dz, double* acc,
+                                  Py_ssize_t rows, Py_ssize_t n, int relu) noexcept nogil
+
+
+cdef inline void* _data(a):
+    return cnp.PyArray_DATA(<cnp.ndarray>a) if a is not None else NULL
+
+
+cdef int _matrix_type(a):
+    """The numpy type number of a C-contiguous 2-D float32/float64 array, else -1."""
+    if type(a) is not numpy.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2 \
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+        return -1
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    return t if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 else -1
+
+
+cdef bint _same_matrix(a, b, int t):
+    return (_matrix_type(b) == t
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == cnp.PyArray_DIM(<cnp.ndarray>b, 0)
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 1) == cnp.PyArray_DIM(<cnp.ndarray>b, 1))
+
+
+cdef bint _fits_bias(bias, int t, Py_ssize_t n):
+    return (type(bias) is numpy.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>bias) == 1
+            and cnp.PyArray_TYPE(<cnp.ndarray>bias) == t
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>bias)
+            and cnp.PyArray_DIM(<cnp.ndarray>bias, 0) == n)
+
+
+def linear_epilogue(z, bias=None, relu=False):
+    """z + bias, then relu if asked. z must be a fresh, writable array: its
+    memory may be reused for the result."""
+    cdef int t = _matrix_type(z)
+    cdef Py_ssize_t rows, n
+    cdef void *pz
+    cdef void *pb
+    cdef int r = bool(relu)
+    if t < 0 or not cnp.PyArray_ISWRITEABLE(<cnp.ndarray>z) \
+            or (bias is not None and not _fits_bias(bias, t, cnp.PyArray_DIM(<cnp.ndarray>z, 1))):
+        return _ref.linear_epilogue(numpy, z, bias, relu)
+    rows, n = cnp.PyArray_DIM(<cnp.ndarray>z, 0), cnp.PyArray_DIM(<cnp.ndarray>z, 1)
+    pz, pb = _data(z), _data(bias)
+    with nogil:
+        if t == cnp.NPY_FLOAT32:
+            mg_epilogue_f32(<float*>pz, <const float*>pb, rows, n, r)
+        else:
+            mg_epilogue_f64(<double*>pz, <const double*>pb, rows, n, r)
+    return z
+
+
+def linear_epilogue_backward(out, g, relu=False, need_bias=True):
+    """(dz, db): dz the gradient g of the epilogue's output taken back through
+    the relu (g itself without one), db the bias gradient, dz summed over rows
+    (None unless need_bias). `out` is the epilogue's output (read only with
+    relu)."""
+    if not relu and not need_bias:
+        return g, None
+    cdef int t = _matrix_type(g)
+    if t < 0 or (relu and not _same_matrix(g, out, t)):
+        return _ref.linear_epilogue_backward(numpy, out, g, relu, need_bias)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(<cnp.ndarray>g, 0), n = cnp.PyArray_DIM(<cnp.ndarray>g, 1)
+    cdef int r = bool(relu)
+    dz = numpy.empty_like(g) if relu else g
+    db = numpy.empty(n, g.dtype) if need_bias else None
+    cdef void *po = _data(out) if relu else NULL
+    cdef void *pg = _data(g)
+    cdef void *pdz = _data(dz) if relu else NULL
+    cdef double *acc = NULL
+    if need_bias:
+        acc = <double*>_data(db) if t == cnp.NPY_FLOAT64 else <double*>malloc(max(n, 1) * sizeof(double))
+        if acc == NULL:
+            raise MemoryError(f"linear: no memory for a bias gradient of {n} elements")
+    try:
+        with nogil:
+            if t == cnp.NPY_FLOAT32:
+                mg_epilogue_backward_f32(<const float*>po, <const float*>pg, <float*>pdz, acc,
+                                         rows, n, r)
+            else:
+                mg_epilogue_backward_f64(<const double*>po, <const double*>pg, <double*>pdz, acc,
+                                         rows, n, r)
+        if need_bias and t == cnp.NPY_FLOAT32:
+            _narrow(acc, <float*>_data(db), n)
+    finally:
+        if need_bias and t == cnp.NPY_FLOAT32:
+            free(acc)
+    return dz, db
+
+
+cdef void _narrow(const double* src, float* dst, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        dst[j] = <float>src[j]
