@@ -362,6 +362,30 @@ def test_compiled_batch_norm_matches_reference(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (17, 9, 1), (64, 300, 1), (3, 4, 5),
+                                   (_threaded(64), 64, 1)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_batch_norm_apply_pre_bias_is_the_separate_add(impl, dtype, shape, relu):
+    """pre_bias gives exactly the values of adding it in x's dtype first, with
+    out= x (in place, one pass for BatchNorm1d's layout) or a new array."""
+    rng = rng_for("bn-pre", shape, dtype, relu)
+    x = randn(rng, shape, dtype)
+    x.flat[::4] = 0.0
+    pre = randn(rng, shape[1], dtype)
+    mean, rstd = randn(rng, shape[1], dtype), np.abs(randn(rng, shape[1], dtype)) + 0.5
+    w, b = params(rng, shape[1], dtype, True, True)
+    want = impl.batch_norm_apply(x + pre.reshape(1, -1, 1), mean, rstd, w, b, relu)
+    got = impl.batch_norm_apply(x, mean, rstd, w, b, relu, pre)
+    assert got.tobytes() == want.tobytes()
+    work = x.copy()
+    assert impl.batch_norm_apply(work, mean, rstd, w, b, relu, pre, work) is work
+    assert work.tobytes() == want.tobytes()
+    out = np.empty_like(x)
+    assert impl.batch_norm_apply(x, mean, rstd, w, b, relu, None, out) is out
+    assert out.tobytes() == impl.batch_norm_apply(x, mean, rstd, w, b, relu).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,wshape", GN_COMPARE)
 @pytest.mark.parametrize("subtract_mean", [True, False])
 def test_compiled_group_norm_matches_reference(dtype, shape, wshape, subtract_mean):

@@ -1,7 +1,9 @@
 """Sequential's rewrites: ReLU -> unpadded MaxPool2d runs as pooling -> ReLU
 (a smaller tensor for the ReLU), BatchNorm -> ReLU as one pass in evaluation,
-Linear -> ReLU as one graph node. Values and gradients must equal the
-layer-by-layer result exactly, and no rewrite may happen where it could be seen."""
+Linear -> ReLU as one graph node, Linear -> BatchNorm1d (-> ReLU) in
+evaluation without a graph as the product then one pass in place. Values and
+gradients must equal the layer-by-layer result exactly, and no rewrite may
+happen where it could be seen."""
 import numpy as np
 import pytest
 
@@ -305,3 +307,87 @@ def test_linear_relu_before_max_pool_keeps_the_pool_reorder(monkeypatch):
         assert seen == [(2, 3, 2, 2)]
         want = F.max_pool2d(F.relu(lin.forward(mg.tensor(x_np))), 2)
     np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+# ------------------------------------------------------------ Linear then BatchNorm1d, evaluation
+
+def _linear_bn_case(seed, dtype, relu, affine=True):
+    mg.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    lin = nn.Linear(12, 9).to(dtype=mg.float64 if dtype == np.float64 else mg.float32)
+    bn = nn.BatchNorm1d(9, affine=affine).to(dtype=lin.weight.dtype)
+    bn.running_mean.numpy()[:] = rng.standard_normal(9)
+    bn.running_var.numpy()[:] = rng.uniform(0.5, 2.0, 9)
+    if affine:
+        bn.weight.detach().numpy()[:] = rng.standard_normal(9)
+        bn.bias.detach().numpy()[:] = rng.standard_normal(9)
+    x = rng.integers(-3, 4, (17, 12)).astype(dtype)  # ties: outputs at the relu's kink
+    x[0] = np.nan
+    modules = [lin, bn] + ([nn.ReLU()] if relu else [])
+    return modules, x
+
+
+def _apply_spy(monkeypatch):
+    """Records the pre_bias argument of every batch_norm_apply call."""
+    backend = mg.device("cpu").backend
+    real = backend.batch_norm_apply
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(args[6] if len(args) > 6 else kwargs.get("pre_bias"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(backend, "batch_norm_apply", spy)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("affine", [True, False])
+def test_eval_linear_batchnorm_is_one_pass_with_the_same_values(monkeypatch, dtype, relu, affine):
+    modules, x_np = _linear_bn_case(5, dtype, relu, affine)
+    model = nn.Sequential(*modules).eval()
+    with mg.no_grad():
+        _, want = _layer_by_layer(modules, x_np)
+        calls = _apply_spy(monkeypatch)
+        x = mg.tensor(x_np)
+        got = model(x)
+    assert len(calls) == 1 and calls[0] is not None  # the bias went into the one pass
+    assert got.numpy().tobytes() == want.numpy().tobytes()  # bit for bit, signed zeros too
+    np.testing.assert_array_equal(x.numpy(), x_np)  # the input is untouched
+    bn = modules[1]
+    assert bn.running_mean.numpy().tobytes() == _linear_bn_case(5, dtype, relu, affine)[0][1] \
+        .running_mean.numpy().tobytes()
+
+
+@pytest.mark.parametrize("case", ["grad", "training", "no_running_stats", "no_bias", "rank3",
+                                  "hook_linear", "hook_bn"])
+def test_linear_batchnorm_not_fused_where_it_could_be_seen(monkeypatch, case):
+    modules, x_np = _linear_bn_case(6, np.float64, True)
+    lin, bn = modules[0], modules[1]
+    seen = []
+    if case == "no_running_stats":
+        bn.track_running_stats = False
+        bn.running_mean = bn.running_var = None
+    if case == "no_bias":
+        lin.bias = None
+    if case == "rank3":  # (N, L, features): BatchNorm1d then sees L as its channels
+        x_np = np.random.default_rng(6).integers(-3, 4, (17, 9, 12)).astype(np.float64)
+    if case in ("hook_linear", "hook_bn"):
+        (lin if case == "hook_linear" else bn).register_forward_hook(
+            lambda m, args, out: seen.append(out.detach().numpy().copy()))
+    model = nn.Sequential(*modules).train(case == "training")
+    calls = _apply_spy(monkeypatch)
+    with mg.set_grad_enabled(case == "grad"):
+        got = model(mg.tensor(x_np))
+        if case in ("hook_linear", "hook_bn"):
+            seen.clear()
+        want = mg.tensor(x_np)
+        for m in modules:
+            want = m(want)
+    assert all(c is None for c in calls)
+    assert got.detach().numpy().tobytes() == want.detach().numpy().tobytes()
+    if case == "hook_linear":  # the hook saw the linear layer's own output, bias included
+        np.testing.assert_array_equal(seen[0], lin.forward(mg.tensor(x_np)).detach().numpy())
+    if case == "grad":
+        assert got.grad_fn is not None
+

@@ -232,6 +232,25 @@ cdef extern from *:
             for (Py_ssize_t k = 0; k < K; k++) \
                 y[k] = ((x[k] - shift[k]) - d[k]) * a[k] + b[k]; \
     } \
+    /* The same over an array that holds the input and receives the output, \
+       with a per-channel `pre` added to the input first (a linear layer's \
+       bias, rounded as its own pass would): Linear then BatchNorm1d in \
+       evaluation runs as one pass after the product. */ \
+    MG_CLONES static void mg_bn1_affine_pre_inplace_##SFX(T *restrict xy, Py_ssize_t K, \
+            const T *restrict pre, const T *restrict shift, const T *restrict d, \
+            const T *restrict a, const T *restrict b, int relu) { \
+        if (relu) \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const T z = xy[k] + pre[k]; \
+                const T v = ((z - shift[k]) - d[k]) * a[k] + b[k]; \
+                xy[k] = v <= 0 ? (T)0 : v; \
+            } \
+        else \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const T z = xy[k] + pre[k]; \
+                xy[k] = ((z - shift[k]) - d[k]) * a[k] + b[k]; \
+            } \
+    } \
     MG_CLONES static void mg_bn1_grad_##SFX(const T *restrict dy, const T *restrict x, \
             T *restrict dx, Py_ssize_t K, const double *restrict m, const double *restrict a, \
             const double *restrict off, const double *restrict slope) { \
@@ -262,6 +281,9 @@ cdef extern from *:
     void mg_bn1_affine_f32(const float* x, float* y, Py_ssize_t K, const float* shift,
                            const float* d, const float* a, const float* b,
                            int relu) noexcept nogil
+    void mg_bn1_affine_pre_inplace_f32(float* xy, Py_ssize_t K, const float* pre, const float* shift,
+                                    const float* d, const float* a, const float* b,
+                                    int relu) noexcept nogil
     void mg_bn1_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
     void mg_bn1_moments_f64(const double* x, Py_ssize_t K, const double* shift, double* s1,
@@ -271,6 +293,9 @@ cdef extern from *:
     void mg_bn1_affine_f64(const double* x, double* y, Py_ssize_t K, const double* shift,
                            const double* d, const double* a, const double* b,
                            int relu) noexcept nogil
+    void mg_bn1_affine_pre_inplace_f64(double* xy, Py_ssize_t K, const double* pre, const double* shift,
+                                    const double* d, const double* a, const double* b,
+                                    int relu) noexcept nogil
     void mg_bn1_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
     int max_threads "minigrad_norm_max_threads" () noexcept nogil
@@ -421,9 +446,11 @@ cdef enum:
 
 # BatchNorm1d's (S == 1) forward pass runs across channels with coefficients
 # in the data's type: a (FT_ROWS, C) table that each block fills for its
-# channels (narrow_rows).
+# channels (narrow_rows); its row FT_PRE holds the per-channel values added to
+# the input first (batch_norm_apply's pre_bias), when there are some.
 cdef enum:
-    FT_ROWS = 4
+    FT_PRE = 4
+    FT_ROWS = 5
 
 
 def _narrow_table(x):
@@ -433,13 +460,27 @@ def _narrow_table(x):
 
 cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
                           Py_ssize_t C, Py_ssize_t S, Py_ssize_t first,
-                          Py_ssize_t stop, double* tab, bint relu, floating* ft) noexcept nogil:
+                          Py_ssize_t stop, double* tab, bint relu, floating* ft,
+                          bint pre) noexcept nogil:
     """y = (x - mean) * a + b for channels first..stop-1 of every sample
-    (then relu(y) when `relu`)."""
+    (then relu(y) when `relu`). With `pre` (S == 1, y is x): x + ft[FT_PRE]
+    in place of x."""
     cdef Py_ssize_t n, base = first * S
     if S == 1:
         narrow_rows(ft, C, first, stop, tab + T_MEAN * C, tab + T_A * C, tab + T_B * C)
         for n in range(N):
+            if pre:
+                if floating is float:
+                    mg_bn1_affine_pre_inplace_f32(y + n * C + first, stop - first,
+                                                  ft + FT_PRE * C + first, ft + first,
+                                                  ft + C + first, ft + 2 * C + first,
+                                                  ft + 3 * C + first, relu)
+                else:
+                    mg_bn1_affine_pre_inplace_f64(y + n * C + first, stop - first,
+                                                  ft + FT_PRE * C + first, ft + first,
+                                                  ft + C + first, ft + 2 * C + first,
+                                                  ft + 3 * C + first, relu)
+                continue
             if floating is float:
                 mg_bn1_affine_f32(x + n * C + first, y + n * C + first, stop - first,
                                   ft + first, ft + C + first, ft + 2 * C + first,
@@ -477,7 +518,7 @@ cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
         tab[T_VAR * C + c] = var
         tab[T_RSTD * C + c] = r
         tab[T_A * C + c] = r * tab[T_W * C + c]
-    bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft)
+    bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft, False)
 
 
 cdef void bn_backward_block(const floating* dy, const floating* x, floating* dx,
@@ -525,9 +566,11 @@ cdef inline void* _data(a):
 
 cdef void _bn_output_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssize_t C,
                             Py_ssize_t S, bint stats, double eps, double* tab, floating* ft,
-                            bint relu, Py_ssize_t bs, Py_ssize_t nb, int nt) noexcept nogil:
+                            bint relu, bint pre, Py_ssize_t bs, Py_ssize_t nb,
+                            int nt) noexcept nogil:
     """y for every block of channels: with batch statistics (stats, the
-    training forward) or from the table's (apply); relu(y) when `relu`."""
+    training forward) or from the table's (apply); relu(y) when `relu`;
+    `pre`: see bn_affine_block."""
     cdef Py_ssize_t blk, first, stop
     for blk in prange(nb, num_threads=nt, schedule='static'):
         first = blk * bs
@@ -535,7 +578,7 @@ cdef void _bn_output_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssi
         if stats:
             bn_forward_block(x, y, N, C, S, first, stop, eps, tab, ft, relu)
         else:
-            bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft)
+            bn_affine_block(x, y, N, C, S, first, stop, tab, relu, ft, pre)
 
 
 cdef void _bn_backward_blocks(const floating* dy, const floating* x, floating* dx, Py_ssize_t N,
@@ -547,8 +590,8 @@ cdef void _bn_backward_blocks(const floating* dy, const floating* x, floating* d
                           batch_stats, need_sums, tab)
 
 
-cdef void _bn_output_kernel(x, y, bint stats, double eps, tab, ft, bint relu, Py_ssize_t bs,
-                            Py_ssize_t nb, int nt):
+cdef void _bn_output_kernel(x, y, bint stats, double eps, tab, ft, bint relu, bint pre,
+                            Py_ssize_t bs, Py_ssize_t nb, int nt):
     """x and y (N, C, S), ft of x's dtype, tab float64: all C-contiguous."""
     cdef cnp.ndarray a = x
     cdef Py_ssize_t N = a.shape[0], C = a.shape[1], S = a.shape[2]
@@ -560,10 +603,10 @@ cdef void _bn_output_kernel(x, y, bint stats, double eps, tab, ft, bint relu, Py
     with nogil:
         if single:
             _bn_output_blocks(<const float*>px, <float*>py, N, C, S, stats, eps, pt,
-                              <float*>pf, relu, bs, nb, nt)
+                              <float*>pf, relu, pre, bs, nb, nt)
         else:
             _bn_output_blocks(<const double*>px, <double*>py, N, C, S, stats, eps, pt,
-                              <double*>pf, relu, bs, nb, nt)
+                              <double*>pf, relu, pre, bs, nb, nt)
 
 
 cdef void _bn_backward_kernel(dy, x, dx, bint batch_stats, bint need_sums, tab,
@@ -667,20 +710,33 @@ def batch_norm_forward(x, weight, bias, eps, relu=False):
     tab = _channel_table(x.shape[1], weight, bias)
     y = np.empty_like(x)
     bs, nb, nt = _bn_blocks(x.size, x.shape[1], x.shape[2])
-    _bn_output_kernel(x, y, True, float(eps), tab, _narrow_table(x), bool(relu), bs, nb, nt)
+    _bn_output_kernel(x, y, True, float(eps), tab, _narrow_table(x), bool(relu), False,
+                      bs, nb, nt)
     return y, tab[T_MEAN].astype(x.dtype), tab[T_VAR].astype(x.dtype), tab[T_RSTD].astype(x.dtype)
 
 
-def batch_norm_apply(x, mean, rstd, weight, bias, relu=False):
+def batch_norm_apply(x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):
     """See minigrad.backend.reference.norm.batch_norm_apply."""
     if not _compiled_dtype(x):
-        return _ref.batch_norm_apply(np, x, mean, rstd, weight, bias, relu)
+        return _ref.batch_norm_apply(np, x, mean, rstd, weight, bias, relu, pre_bias, out)
+    # one pass in place: BatchNorm1d's layout, the output over the input
+    fused = (pre_bias is not None and out is x and x.shape[2] == 1 and x.flags.c_contiguous
+             and x.flags.writeable and isinstance(pre_bias, np.ndarray)
+             and pre_bias.dtype == x.dtype)
+    if pre_bias is not None and not fused:
+        x = x + pre_bias.reshape(1, -1, 1)  # the separate pass, rounded the same way
     x = np.ascontiguousarray(x)
     tab = _channel_table(x.shape[1], weight, bias, mean, rstd)
     tab[T_A] = tab[T_RSTD] * tab[T_W]
-    y = np.empty_like(x)
+    ft = _narrow_table(x)
+    if fused:
+        ft[FT_PRE] = pre_bias
+    y = x if fused else np.empty_like(x)
     bs, nb, nt = _bn_blocks(x.size, x.shape[1], x.shape[2])
-    _bn_output_kernel(x, y, False, 0.0, tab, _narrow_table(x), bool(relu), bs, nb, nt)
+    _bn_output_kernel(x, y, False, 0.0, tab, ft, bool(relu), fused, bs, nb, nt)
+    if out is not None and out is not y:
+        out[...] = y
+        return out
     return y
 
 

@@ -15,6 +15,19 @@ _wrap = Tensor._wrap
 
 
 def _check(x, weight, bias):
+    # the usual case in one expression (runs every forward of every layer);
+    # anything else goes through the checks that name the problem
+    if isinstance(x, Tensor) and isinstance(weight, Tensor):
+        xd, wd = x._data, weight._data
+        if (wd.ndim == 2 and xd.ndim and xd.shape[-1] == wd.shape[1] and xd.dtype == wd.dtype
+                and xd.dtype.kind == "f"
+                and (bias is None or (isinstance(bias, Tensor) and bias._data.dtype == wd.dtype
+                                      and bias._data.shape == wd.shape[:1]))):
+            return
+    _explain(x, weight, bias)
+
+
+def _explain(x, weight, bias):
     for name, t in (("input", x), ("weight", weight), ("bias", bias)):
         if not isinstance(t, Tensor) and (t is not None or name != "bias"):
             raise TypeError(f"linear: {name} must be a Tensor, got {type(t).__name__}")
@@ -36,6 +49,7 @@ def _check(x, weight, bias):
             raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
         if bias._data.dtype != weight._data.dtype:
             raise TypeError(f"linear: bias is {bias.dtype} but weight is {weight.dtype}")
+    raise AssertionError("linear: inputs passed every check")  # the fast test must match these
 
 
 class Linear(Op):
@@ -82,6 +96,13 @@ def linear(input, weight, bias=None):  # noqa: A002  (PyTorch's argument name)
     """y = input @ weight.T + bias; input (..., in_features), weight (out_features, in_features)."""
     _check(input, weight, bias)
     return Linear.apply(input, weight, bias)
+
+
+def linear_product(input, weight, bias=None):  # noqa: A002
+    """input @ weight.T alone, after the checks linear(input, weight, bias)
+    makes: for a caller that adds the bias itself."""
+    _check(input, weight, bias)
+    return Linear.apply(input, weight, None)
 
 
 def linear_relu(input, weight, bias=None):  # noqa: A002

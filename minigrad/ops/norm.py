@@ -49,7 +49,7 @@ class Plan:
     batch statistics it measured (`mean`, biased `var`)."""
 
     __slots__ = ("name", "layout", "shape", "param_shape", "tile", "eps", "center", "given",
-                 "relu", "mean", "var")
+                 "relu", "mean", "var", "pre_bias", "overwrite")
 
     def __init__(self, name, layout, shape, param_shape, eps, center=True, tile=1, given=None,
                  relu=False):
@@ -57,6 +57,9 @@ class Plan:
         self.eps, self.center, self.tile, self.given = float(eps), center, tile, given
         self.relu = relu  # batch layout only: relu(y), fused into the kernel
         self.mean = self.var = None
+        # given statistics only: an array added to the input first, and whether
+        # the output may be written over the input (see batch_norm_relu)
+        self.pre_bias, self.overwrite = None, False
 
     @property
     def axes(self):
@@ -113,7 +116,8 @@ class Normalization(Op):
             plan.mean = mean
         else:
             mean, rstd = plan.given
-            y = be.batch_norm_apply(xd, mean, rstd, w, b, plan.relu)
+            y = be.batch_norm_apply(xd, mean, rstd, w, b, plan.relu, plan.pre_bias,
+                                    xd if plan.overwrite else None)
         self.x, self.xd, self.weight, self.bias, self.plan = x, xd, weight, bias, plan
         self.w, self.mean, self.rstd = w, mean, rstd
         self.out = y if plan.relu else None  # the fused relu's gradient mask
@@ -247,7 +251,7 @@ def _check_companions(fn, x, shape, what, **tensors):
         if t._device is not x._device:
             raise RuntimeError(f"{fn}: {name} is on {t._device} but the input is on {x._device}; "
                                "move them to one device with .to(device)")
-        if name in ("weight", "bias") and t._data.dtype != x._data.dtype:
+        if name in ("weight", "bias", "pre_bias") and t._data.dtype != x._data.dtype:
             raise TypeError(f"{fn}: input is {x._data.dtype} but {name} is {t._data.dtype}; convert one "
                             "(e.g. model.double() or x.float())")
 
@@ -258,6 +262,11 @@ def _check_running(fn, x, running_mean, running_var, needed):
     if needed and running_mean is None:
         raise RuntimeError(f"{fn}: running_mean and running_var must be given when the input's "
                            "own statistics are not used (evaluation mode)")
+
+
+def _records(*tensors):
+    """Whether an op on these tensors records a graph node."""
+    return is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def verify_batch_size(shape):
@@ -331,15 +340,27 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,  # noqa: A002
-                    training=False, momentum=0.1, eps=1e-5, relu=True):
+                    training=False, momentum=0.1, eps=1e-5, relu=True, pre_bias=None,
+                    overwrite_input=False):
     """relu(batch_norm(...)) (plain batch_norm with relu=False). The ReLU is
     applied inside the normalization kernel (one pass over the data instead
-    of two, one graph node), with the relu kernel's values and gradients."""
+    of two, one graph node), with the relu kernel's values and gradients.
+
+    For a linear layer's product (what Sequential runs for Linear then
+    BatchNorm1d in evaluation): `pre_bias` (C,) is added to the input first,
+    as input + pre_bias rounds, and `overwrite_input` lets the output take the
+    input's memory. With running statistics and no graph to record, that is
+    one pass in place; otherwise the bias is a separate op."""
     _check_input("batch_norm", input, 2)
     shape = tuple(input.shape)
     C = shape[1]
     _check_companions("batch_norm", input, (C,), f"one value per channel, C={C}", weight=weight,
-                      bias=bias, running_mean=running_mean, running_var=running_var)
+                      bias=bias, running_mean=running_mean, running_var=running_var,
+                      pre_bias=pre_bias)
+    if pre_bias is not None and (training or _records(input, weight, bias, pre_bias)):
+        input = input + pre_bias.reshape((C,) + (1,) * (len(shape) - 2))
+        pre_bias = None
+    in_place = overwrite_input and not training and not _records(input, weight, bias)
     _check_running("batch_norm", input, running_mean, running_var, not training)
     check_real("batch_norm", "eps", eps, 0)
     if training and running_mean is not None:
@@ -350,8 +371,10 @@ def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None,  #
     N, S = shape[0], math.prod(shape[2:])
     if not training:
         given = _given_stats(input, running_mean, running_var, eps)
-        return Normalization.apply(input, weight, bias, Plan("BatchNorm", BATCH, (N, C, S), (C,),
-                                                             eps, given=given, relu=relu))
+        plan = Plan("BatchNorm", BATCH, (N, C, S), (C,), eps, given=given, relu=relu)
+        plan.pre_bias = None if pre_bias is None else pre_bias._data
+        plan.overwrite = in_place
+        return Normalization.apply(input, weight, bias, plan)
     verify_batch_size(shape)
     plan = Plan("BatchNorm", BATCH, (N, C, S), (C,), eps, relu=relu)
     out = Normalization.apply(input, weight, bias, plan)

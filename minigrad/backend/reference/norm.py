@@ -96,15 +96,24 @@ def batch_norm_forward(xp, x, weight, bias, eps, relu=False):
     return (activation_forward(xp, "relu", y) if relu else y), mean, var, rstd
 
 
-def batch_norm_apply(xp, x, mean, rstd, weight, bias, relu=False):
+def batch_norm_apply(xp, x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):
     """y = (x - mean) * rstd * weight + bias with given per-channel statistics,
     then relu(y) when `relu` (exactly the relu kernel on the rounded y).
 
     x (N, C, S); mean, rstd (C,); weight, bias (C,) or None. Returns y (N, C, S).
+    pre_bias (C,) or None: added to x first, in x's dtype (a linear layer's
+    bias, rounded as its own pass would). out: an array to hold y (it may be
+    x); returned.
     """
+    if pre_bias is not None:
+        x = x + _channel(pre_bias)
     xhat = (_f64(xp, x) - _channel(_f64(xp, mean))) * _channel(_f64(xp, rstd))
     y = _cast(_scale_shift(xp, xhat, weight, bias, _channel), x.dtype)
-    return activation_forward(xp, "relu", y) if relu else y
+    y = activation_forward(xp, "relu", y) if relu else y
+    if out is not None:
+        out[...] = y
+        return out
+    return y
 
 
 def batch_norm_backward(xp, dy, x, mean, rstd, weight, batch_stats):

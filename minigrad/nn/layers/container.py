@@ -2,6 +2,7 @@
 import collections
 import operator
 
+from ...autograd import is_grad_enabled
 from ...tensor import Tensor
 from ..module import Module
 from .activation import ReLU
@@ -60,6 +61,23 @@ def _fuses_relu(module):
     return type(module) in _FUSES_RELU and not _hooked(module)
 
 
+def _linear_into_frozen_batch_norm(module, after, x):
+    """A Linear (with a bias) then a BatchNorm1d that normalizes a batch of
+    vectors with its running statistics, with no graph to record: the
+    product can go straight into one in-place normalization pass."""
+    return (type(module) is Linear and type(after) is BatchNorm1d and not is_grad_enabled()
+            and not after.training and after.running_mean is not None
+            and module.bias is not None and isinstance(x, Tensor) and x.ndim == 2
+            and not _hooked(module) and not _hooked(after))
+
+
+def _relu_fuses_at(modules, j):
+    """modules[j] is a plain ReLU that the layer before it may apply itself
+    (not one that a max pooling after it takes on first)."""
+    return (j < len(modules) and _plain_relu(modules[j])
+            and not (j + 1 < len(modules) and _commutes_with_relu(modules[j + 1])))
+
+
 def _commutes_with_relu(module):
     """A max pooling whose every window holds input elements (no padding: a
     window made of padding alone gives -inf, which relu would turn into 0),
@@ -82,15 +100,17 @@ class Sequential(_ModuleSequence):
                 self.add_module(str(i), module)
 
     def forward(self, x):
-        # Two rewrites with the same values and gradients, where no hook
-        # could see the difference:
+        # Rewrites with the same values and gradients, where no hook could
+        # see the difference:
         # - ReLU then an unpadded max pooling runs as pooling then ReLU (max
         #   commutes with a monotone function, and a window whose maximum is
         #   <= 0 passes no gradient either way): the ReLU and its backward
         #   work on the pooled, smaller tensor;
         # - BatchNorm then ReLU (not followed by such a pooling) runs as one
         #   fused pass and one graph node;
-        # - Linear then ReLU runs as one graph node (the same kernels).
+        # - Linear then ReLU runs as one graph node (the same kernels);
+        # - Linear then BatchNorm1d (then ReLU) in evaluation without a graph
+        #   runs the product, then one pass in place for the rest.
         modules = list(self._modules.values())
         i, n = 0, len(modules)
         while i < n:
@@ -99,8 +119,11 @@ class Sequential(_ModuleSequence):
             if after is not None and _plain_relu(module) and _commutes_with_relu(after):
                 x = module(after(x))
                 i += 2
-            elif (after is not None and _plain_relu(after) and _fuses_relu(module)
-                  and not (i + 2 < n and _commutes_with_relu(modules[i + 2]))):
+            elif after is not None and _linear_into_frozen_batch_norm(module, after, x):
+                relu = _relu_fuses_at(modules, i + 2)
+                x = after._forward_linear(x, module, relu)
+                i += 3 if relu else 2
+            elif after is not None and _fuses_relu(module) and _relu_fuses_at(modules, i + 1):
                 x = module._forward_relu(x)
                 i += 2
             else:

@@ -12,6 +12,7 @@ import warnings
 from ...autograd import no_grad
 from ...dtypes import int64
 from ...ops import norm as N
+from ...ops.linear import linear_product
 from ...tensor import empty, ones, tensor, zeros
 from .. import init
 from ..module import Module
@@ -131,7 +132,16 @@ class _BatchNorm(_NormBase):
         layer followed by a ReLU (one fused pass and one graph node)."""
         return self._normalize(input, relu=True)
 
-    def _normalize(self, input, relu):  # noqa: A002
+    def _forward_linear(self, input, linear, relu):  # noqa: A002
+        """self(linear(input)) (relu of it with `relu`), without hooks: what
+        Sequential runs for a Linear then this layer when it normalizes with
+        its running statistics and no graph is recorded. The product goes
+        into one pass that adds the linear bias, normalizes (and applies the
+        relu) in place: the values of the separate layers."""
+        product = linear_product(input, linear.weight, linear.bias)
+        return self._normalize(product, relu, pre_bias=linear.bias, overwrite_input=True)
+
+    def _normalize(self, input, relu, pre_bias=None, overwrite_input=False):  # noqa: A002
         _check_rank("batch_norm", input, self._ranks)
         self._check_channels(input)
         factor = self._momentum_step()
@@ -140,7 +150,7 @@ class _BatchNorm(_NormBase):
         track = not self.training or self.track_running_stats
         return N.batch_norm_relu(input, self.running_mean if track else None,
                                  self.running_var if track else None, self.weight, self.bias,
-                                 use_batch, factor, self.eps, relu)
+                                 use_batch, factor, self.eps, relu, pre_bias, overwrite_input)
 
 
 class BatchNorm1d(_BatchNorm):
