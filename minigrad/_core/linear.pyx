@@ -9,7 +9,7 @@ matrix product.
 
 The relu is the activation kernel's (v <= 0 ? 0 : v forward, out > 0 ? g : 0
 backward), so a fused layer gives a separate ReLU's values bit for bit. Bias
-sums accumulate in double. One thread: these passes are memory-bound, and
+sums add each four rows in the data's type, then accumulate in double. One thread: these passes are memory-bound, and
 the layers they serve stay under the size where a second thread pays (see
 parallel.h). Arrays outside the fast path (other dtypes, layouts) go to the
 reference.
@@ -43,13 +43,37 @@ cdef extern from *:
         } \\
     } \\
     /* dz = out > 0 ? g : 0 (when relu; out and dz are NULL otherwise), and \\
-       acc[j] = sum over rows of dz[i, j] (when acc is not NULL) */ \\
+       acc[j] = sum over rows of dz[i, j] (when acc is not NULL). Each four \\
+       rows are summed in T, then added to acc in double: one conversion \\
+       and one update of acc per four elements (one per element cost more \\
+       than the masking pass itself). */ \\
     MG_CLONES static void mg_epilogue_backward_##SUFFIX(const T *restrict out, \\
             const T *restrict g, T *restrict dz, double *restrict acc, Py_ssize_t rows, \\
             Py_ssize_t n, int relu) { \\
-        if (acc != NULL) \\
+        Py_ssize_t i = 0; \\
+        if (acc != NULL) { \\
             for (Py_ssize_t j = 0; j < n; j++) acc[j] = 0.0; \\
-        for (Py_ssize_t i = 0; i < rows; i++) { \\
+            for (; i + 4 <= rows; i += 4) { \\
+                const T *restrict g0 = g + i * n, *restrict g1 = g0 + n, \\
+                        *restrict g2 = g1 + n, *restrict g3 = g2 + n; \\
+                if (relu) { \\
+                    const T *restrict o0 = out + i * n, *restrict o1 = o0 + n, \\
+                            *restrict o2 = o1 + n, *restrict o3 = o2 + n; \\
+                    T *restrict d0 = dz + i * n, *restrict d1 = d0 + n, \\
+                      *restrict d2 = d1 + n, *restrict d3 = d2 + n; \\
+                    for (Py_ssize_t j = 0; j < n; j++) { \\
+                        const T v0 = o0[j] > 0 ? g0[j] : (T)0, v1 = o1[j] > 0 ? g1[j] : (T)0, \\
+                                v2 = o2[j] > 0 ? g2[j] : (T)0, v3 = o3[j] > 0 ? g3[j] : (T)0; \\
+                        d0[j] = v0; d1[j] = v1; d2[j] = v2; d3[j] = v3; \\
+                        acc[j] += (double)((v0 + v1) + (v2 + v3)); \\
+                    } \\
+                } else { \\
+                    for (Py_ssize_t j = 0; j < n; j++) \\
+                        acc[j] += (double)((g0[j] + g1[j]) + (g2[j] + g3[j])); \\
+                } \\
+            } \\
+        } \\
+        for (; i < rows; i++) { \\
             const T *restrict gi = g + i * n; \\
             if (relu && acc != NULL) { \\
                 const T *restrict o = out + i * n; T *restrict d = dz + i * n; \\
