@@ -325,16 +325,30 @@ def softmax_backward(y, g, dim, log):
 _INT64_MIN, _INT64_MAX = -2 ** 63, 2 ** 63 - 1
 
 cdef bint _compilable(logits, target, weight):
-    """numpy inputs of the compiled dtypes, with shapes the kernels accept."""
+    """numpy inputs of the compiled dtypes, with shapes the kernels accept
+    (type numbers, not dtype objects: this runs twice per training step)."""
     if not isinstance(logits, numpy.ndarray) or not isinstance(target, numpy.ndarray):
         return False
-    if logits.dtype != numpy.float32 and logits.dtype != numpy.float64:
+    cdef cnp.ndarray z = logits, t = target
+    if cnp.PyArray_TYPE(z) != cnp.NPY_FLOAT32 and cnp.PyArray_TYPE(z) != cnp.NPY_FLOAT64:
         return False
-    if target.dtype.kind not in "iu" or target.dtype == numpy.uint64:
+    if not cnp.PyArray_ISINTEGER(t) or (cnp.PyArray_ISUNSIGNED(t) and cnp.PyArray_ITEMSIZE(t) >= 8):
         return False
-    if weight is not None and (not isinstance(weight, numpy.ndarray) or weight.dtype.kind != "f"):
+    if weight is not None and (not isinstance(weight, numpy.ndarray)
+                               or not cnp.PyArray_ISFLOAT(<cnp.ndarray>weight)):
         return False
-    return logits.ndim == 2 and logits.shape[1] > 0
+    return cnp.PyArray_NDIM(z) == 2 and cnp.PyArray_DIM(z, 1) > 0
+
+
+cdef void _check_shapes(logits, target, weight) except *:
+    """The reference's shape checks (its errors), skipped when they pass."""
+    cdef cnp.ndarray z = logits, t = target
+    if (cnp.PyArray_NDIM(t) == 1 and cnp.PyArray_DIM(t, 0) == cnp.PyArray_DIM(z, 0)
+            and (weight is None or (cnp.PyArray_NDIM(<cnp.ndarray>weight) == 1
+                                    and cnp.PyArray_DIM(<cnp.ndarray>weight, 0)
+                                    == cnp.PyArray_DIM(z, 1)))):
+        return
+    _ref.check_shapes(logits, target, weight)
 
 
 cdef object _row_targets(target, Py_ssize_t c, ignore_index):
@@ -394,7 +408,7 @@ def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
     if not _compilable(logits, target, weight):
         return _ref.cross_entropy_forward(numpy, logits, target, weight, ignore_index,
                                           label_smoothing)
-    _ref.check_shapes(logits, target, weight)
+    _check_shapes(logits, target, weight)
     z = numpy.ascontiguousarray(logits)
     n, c = z.shape
     t = _row_targets(target, c, ignore_index)
@@ -413,7 +427,7 @@ def cross_entropy_backward(logits, target, weight, ignore_index, label_smoothing
     if not _compilable(logits, target, weight):
         return _ref.cross_entropy_backward(numpy, logits, target, weight, ignore_index,
                                            label_smoothing, lse, dlosses)
-    _ref.check_shapes(logits, target, weight)
+    _check_shapes(logits, target, weight)
     z = numpy.ascontiguousarray(logits)
     n, c = z.shape
     t = _row_targets(target, c, ignore_index)
