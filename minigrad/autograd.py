@@ -548,7 +548,10 @@ def _initial_grad(t, g):
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs; this "
                                f"output has shape {tuple(t.shape)}: pass gradient= (a tensor of "
                                "that shape) to backward()")
-        return Tensor._wrap(t.backend.xp.ones(t._data.shape, t._data.dtype), t._device)
+        # a fresh one (hooks may change it in place); xp.array, not xp.ones: a
+        # C call instead of a Python helper, once per backward()
+        one = t.backend.xp.array(1, dtype=t._data.dtype).reshape(t._data.shape)
+        return Tensor._wrap(one, t._device)
     if not isinstance(g, Tensor):
         g = Tensor._wrap(t.backend.xp.asarray(g, dtype=t._data.dtype), t._device)
     if g.shape != t.shape:
