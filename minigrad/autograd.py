@@ -131,7 +131,7 @@ class Node:
 
     @property
     def needs_input_grad(self):
-        return tuple(e is not None for e in self.edges)
+        return tuple([e is not None for e in self.edges])
 
     def backward(self, *grads):
         raise NotImplementedError

@@ -134,6 +134,9 @@ def test_compiled_falls_back_outside_the_fast_path():
     for got, want in zip(core.linear_epilogue_backward(out, gt, True, True),
                          ref.linear_epilogue_backward(np, out, gt, True, True)):
         np.testing.assert_array_equal(got, want)
+    swapped = z.astype(z.dtype.newbyteorder(">"))  # read through numpy, never as raw floats
+    np.testing.assert_array_equal(core.linear_epilogue(swapped, b, True),
+                                  ref.linear_epilogue(np, z.copy(), b, True))
     half = z.astype(np.float16)
     np.testing.assert_array_equal(core.linear_epilogue(half.copy(), b.astype(np.float16), False),
                                   half + b.astype(np.float16))

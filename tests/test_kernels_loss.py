@@ -236,6 +236,20 @@ def test_compiled_falls_back_for_other_dtypes():
     np.testing.assert_array_equal(lse, lse_ref)
 
 
+
+@pytest.mark.parametrize("target_kind", ["int32", "big_endian", "strided"])
+def test_compiled_reads_any_integer_target_layout(target_kind):
+    # targets the kernel cannot read in place are converted first, never misread
+    rng = np.random.default_rng(8)
+    logits, target, weight = make_case(rng, 10, 4)
+    wide = {"int32": target.astype(np.int32), "big_endian": target.astype(">i8"),
+            "strided": np.repeat(target, 2)[::2]}[target_kind]
+    got = core.cross_entropy_forward(logits, wide, weight, IGNORE, 0.0)
+    want = core.cross_entropy_forward(logits, target, weight, IGNORE, 0.0)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 # ---------------------------------------------------------------- PyTorch
 
 @pytest.mark.parametrize("weighted,eps", CONFIGS)

@@ -18,6 +18,8 @@ cimport numpy as cnp
 
 from cython.parallel cimport prange
 
+from minigrad._core.arrays cimport empty_like_c
+
 from minigrad.backend.reference import activation as _ref
 
 cnp.import_array()
@@ -525,7 +527,7 @@ def activation_forward(kind, x, alpha=0.0, beta=0.0):
         return numpy.tanh(x, out=numpy.empty_like(x))
     a, b = _params(x.dtype, alpha, beta)
     flat, transposed = _flatten((x,))
-    out = numpy.empty_like(flat[0])
+    out = empty_like_c(flat[0])
     _forward_flat(code, flat[0], out, a, b)
     return _unflatten(out, x, transposed)
 
@@ -537,6 +539,6 @@ def activation_backward(kind, x, y, dy, alpha=0.0, beta=0.0):
         return _ref.activation_backward(numpy, kind, x, y, dy, alpha, beta)
     a, b = _params(x.dtype, alpha, beta)
     flat, transposed = _flatten((x, y, dy))
-    out = numpy.empty_like(flat[0])
+    out = empty_like_c(flat[0])
     _backward_flat(code, flat[0], flat[1], flat[2], out, a, b)
     return _unflatten(out, x, transposed)

@@ -17,6 +17,8 @@ reference.
 cimport numpy as cnp
 from libc.stdlib cimport free, malloc
 
+from minigrad._core.arrays cimport empty_like_c, empty_vector
+
 import numpy
 
 from minigrad.backend.reference import linear as _ref
@@ -107,7 +109,8 @@ cdef inline void* _data(a):
 cdef int _matrix_type(a):
     """The numpy type number of a C-contiguous 2-D float32/float64 array, else -1."""
     if type(a) is not numpy.ndarray or cnp.PyArray_NDIM(<cnp.ndarray>a) != 2 \
-            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a):
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) \
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
         return -1
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>a)
     return t if t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64 else -1
@@ -123,6 +126,7 @@ cdef bint _fits_bias(bias, int t, Py_ssize_t n):
     return (type(bias) is numpy.ndarray and cnp.PyArray_NDIM(<cnp.ndarray>bias) == 1
             and cnp.PyArray_TYPE(<cnp.ndarray>bias) == t
             and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>bias)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>bias)
             and cnp.PyArray_DIM(<cnp.ndarray>bias, 0) == n)
 
 
@@ -159,8 +163,8 @@ def linear_epilogue_backward(out, g, relu=False, need_bias=True):
         return _ref.linear_epilogue_backward(numpy, out, g, relu, need_bias)
     cdef Py_ssize_t rows = cnp.PyArray_DIM(<cnp.ndarray>g, 0), n = cnp.PyArray_DIM(<cnp.ndarray>g, 1)
     cdef int r = bool(relu)
-    dz = numpy.empty_like(g) if relu else g
-    db = numpy.empty(n, g.dtype) if need_bias else None
+    dz = empty_like_c(g) if relu else g
+    db = empty_vector(n, t) if need_bias else None
     cdef void *po = _data(out) if relu else NULL
     cdef void *pg = _data(g)
     cdef void *pdz = _data(dz) if relu else NULL

@@ -16,6 +16,8 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
+from minigrad._core.arrays cimport empty_like_c, empty_vector
+
 from minigrad.backend.reference import loss as _ref
 
 cnp.import_array()
@@ -354,8 +356,12 @@ cdef void _check_shapes(logits, target, weight) except *:
 cdef object _row_targets(target, Py_ssize_t c, ignore_index):
     """Targets as int64 with ignored rows set to -1; raises the reference's
     error for the first target that is neither a class nor ignore_index."""
-    src = numpy.ascontiguousarray(target, dtype=numpy.int64)
-    out = numpy.empty(src.shape[0], dtype=numpy.int64)
+    src = target
+    if (cnp.PyArray_TYPE(<cnp.ndarray>target) != cnp.NPY_INT64
+            or not cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>target)
+            or not cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>target)):
+        src = numpy.ascontiguousarray(target, dtype=numpy.int64)
+    out = empty_vector(cnp.PyArray_DIM(<cnp.ndarray>src, 0), cnp.NPY_INT64)
     cdef const int64_t* tv = <const int64_t*>_data(src)
     cdef int64_t* ov = <int64_t*>_data(out)
     cdef Py_ssize_t i, n = cnp.PyArray_DIM(<cnp.ndarray>src, 0)
@@ -392,6 +398,10 @@ cdef tuple _weights(weight, Py_ssize_t c, dtype):
     return w, float(w.sum(dtype=numpy.float64))
 
 
+cdef inline object _c_contiguous(a):
+    return a if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) else numpy.ascontiguousarray(a)
+
+
 cdef object _per_row(a, Py_ssize_t n, dtype):
     """a (a scalar, (1,) or (n,)) as a contiguous (n,) array of dtype."""
     if isinstance(a, numpy.ndarray) and a.shape == (n,) and a.dtype == dtype and a.flags.c_contiguous:
@@ -409,12 +419,12 @@ def cross_entropy_forward(logits, target, weight, ignore_index, label_smoothing)
         return _ref.cross_entropy_forward(numpy, logits, target, weight, ignore_index,
                                           label_smoothing)
     _check_shapes(logits, target, weight)
-    z = numpy.ascontiguousarray(logits)
+    z = _c_contiguous(logits)
     n, c = z.shape
     t = _row_targets(target, c, ignore_index)
     w, w_sum = _weights(weight, c, z.dtype)
-    losses = numpy.empty(n, dtype=z.dtype)
-    lse = numpy.empty(n, dtype=z.dtype)
+    losses = empty_vector(n, cnp.PyArray_TYPE(<cnp.ndarray>z))
+    lse = empty_vector(n, cnp.PyArray_TYPE(<cnp.ndarray>z))
     _ce_run(z, t, w, w_sum, float(label_smoothing), losses, lse, None, False)
     return losses, lse
 
@@ -428,12 +438,12 @@ def cross_entropy_backward(logits, target, weight, ignore_index, label_smoothing
         return _ref.cross_entropy_backward(numpy, logits, target, weight, ignore_index,
                                            label_smoothing, lse, dlosses)
     _check_shapes(logits, target, weight)
-    z = numpy.ascontiguousarray(logits)
+    z = _c_contiguous(logits)
     n, c = z.shape
     t = _row_targets(target, c, ignore_index)
     w, w_sum = _weights(weight, c, z.dtype)
     lse = _per_row(lse, n, z.dtype)
     g = _per_row(dlosses, n, z.dtype)
-    dz = numpy.empty_like(z)
+    dz = empty_like_c(z)
     _ce_run(z, t, w, w_sum, float(label_smoothing), lse, g, dz, True)
     return dz

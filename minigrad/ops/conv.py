@@ -193,7 +193,7 @@ class Conv2d(Op):
         return unfold(self.device.backend, self.x._data, self.args, merged=merged).reshape(shape)
 
     def backward(self, g):
-        need_x, need_w, need_b = (e is not None for e in self.edges[:3])
+        need_x, need_w, need_b = self.needs_input_grad[:3]
         if is_grad_enabled():
             self.kept = None  # the composite formulas rebuild columns differentiably
             return self._composite_backward(g, need_x, need_w, need_b)

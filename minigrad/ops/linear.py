@@ -69,7 +69,7 @@ class Linear(Op):
         return "Linear" if self.__dict__.get("out") is None else "LinearRelu"
 
     def backward(self, g):
-        need_x, need_w, need_b = (e is not None for e in self.edges[:3])
+        need_x, need_w, need_b = self.needs_input_grad[:3]
         if is_grad_enabled():
             if self.out is not None:  # through the relu first, as the ReLU node would
                 g = through_fused_relu(self.out, g, self.device)

@@ -129,7 +129,7 @@ class Normalization(Op):
         return "Normalization" if plan is None else plan.name + ("Relu" if plan.relu else "")
 
     def backward(self, g):
-        need_x, need_w, need_b = (e is not None for e in self.edges[:3])
+        need_x, need_w, need_b = self.needs_input_grad[:3]
         if self.out is not None:  # through the fused relu first, as a ReLU node would
             g = through_fused_relu(self.out, g, self.device)
         if is_grad_enabled():
