@@ -30,8 +30,10 @@ def _column_sums(dz):
 
 
 def test_compiled_kernels_are_registered():
+    backend = mg.device("cpu").backend
     for name in ("linear_epilogue", "linear_epilogue_backward"):
         require_compiled_cpu_kernels(name, area="linear")
+        assert getattr(backend, name) is getattr(core, name)
 
 
 # ------------------------------------------------------ reference, closed forms
