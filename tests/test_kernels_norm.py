@@ -362,6 +362,31 @@ def test_compiled_batch_norm_matches_reference(dtype, shape):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum", [0.1, 1.0, 0.0, 1.0 / 3.0])
+def test_running_stats_update_is_one_rounding_of_the_float64_formula(impl, dtype, momentum):
+    rng = rng_for("running", dtype, momentum)
+    rm, rv = randn(rng, 7, dtype), np.abs(randn(rng, 7, dtype)) + 0.1
+    mean, var = randn(rng, 7, dtype), np.abs(randn(rng, 7, dtype))
+    want_m = ((1 - momentum) * rm.astype(np.float64) + momentum * mean.astype(np.float64)).astype(dtype)
+    want_v = ((1 - momentum) * rv.astype(np.float64)
+              + momentum * (10 / 9 * var.astype(np.float64))).astype(dtype)
+    impl.running_stats_update(rm, rv, mean, var, 10, momentum)
+    # float32: the double results round to the same float32 (a fused
+    # multiply-add in the compiled loop moves the double by at most an ulp)
+    tol = 0 if dtype == np.float32 else 4e-16
+    np.testing.assert_allclose(rm, want_m, rtol=tol, atol=0)
+    np.testing.assert_allclose(rv, want_v, rtol=tol, atol=0)
+
+
+def test_running_stats_update_other_layouts_take_the_reference():
+    rm, rv = np.zeros(4, np.float32), np.ones(4, np.float32)
+    mean64, var64 = np.arange(4.0), np.full(4, 2.0)  # float64 statistics for float32 buffers
+    compiled().running_stats_update(rm, rv, mean64, var64, 3, 0.5)
+    np.testing.assert_array_equal(rm, np.float32(0.5) * np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(rv, np.full(4, 0.5 + 0.5 * 3.0, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (17, 9, 1), (64, 300, 1), (3, 4, 5),
                                    (_threaded(64), 64, 1)])
 @pytest.mark.parametrize("relu", [False, True])

@@ -763,6 +763,49 @@ def batch_norm_forward(x, weight, bias, eps, relu=False):
             _table_row(tab, T_RSTD, x.dtype))
 
 
+cdef bint _vector_of(a, int t, Py_ssize_t C, bint writable):
+    """a is a C-contiguous native (C,) numpy array of type number t."""
+    return (isinstance(a, np.ndarray) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 1
+            and cnp.PyArray_DIM(<cnp.ndarray>a, 0) == C and cnp.PyArray_TYPE(<cnp.ndarray>a) == t
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)
+            and (not writable or cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)))
+
+
+cdef void _running_row(r, s, double scale, double momentum) noexcept:
+    """r = (1 - momentum) * r + momentum * (scale * s) in double, rounded once;
+    r and s float32 or float64 vectors of one type (checked by the caller)."""
+    cdef Py_ssize_t c, C = cnp.PyArray_DIM(<cnp.ndarray>r, 0)
+    cdef double keep = 1.0 - momentum
+    cdef float* rf
+    cdef const float* sf
+    cdef double* rd
+    cdef const double* sd
+    if cnp.PyArray_TYPE(<cnp.ndarray>r) == cnp.NPY_FLOAT32:
+        rf = <float*>cnp.PyArray_DATA(<cnp.ndarray>r)
+        sf = <const float*>cnp.PyArray_DATA(<cnp.ndarray>s)
+        for c in range(C):
+            rf[c] = <float>(keep * <double>rf[c] + momentum * (scale * <double>sf[c]))
+    else:
+        rd = <double*>cnp.PyArray_DATA(<cnp.ndarray>r)
+        sd = <const double*>cnp.PyArray_DATA(<cnp.ndarray>s)
+        for c in range(C):
+            rd[c] = keep * rd[c] + momentum * (scale * sd[c])
+
+
+def running_stats_update(running_mean, running_var, mean, var, count, momentum):
+    """See minigrad.backend.reference.norm.running_stats_update (one call
+    instead of seven numpy operations, every training step of every layer)."""
+    unbias = count / (count - 1)
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>running_mean) if isinstance(running_mean, np.ndarray) else -1
+    cdef Py_ssize_t C = cnp.PyArray_SIZE(<cnp.ndarray>running_mean) if t >= 0 else 0
+    if ((t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64)
+            or not _vector_of(running_mean, t, C, True) or not _vector_of(running_var, t, C, True)
+            or not _vector_of(mean, t, C, False) or not _vector_of(var, t, C, False)):
+        return _ref.running_stats_update(np, running_mean, running_var, mean, var, count, momentum)
+    _running_row(running_mean, mean, 1.0, float(momentum))
+    _running_row(running_var, var, float(unbias), float(momentum))
+
+
 def batch_norm_apply(x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):
     """See minigrad.backend.reference.norm.batch_norm_apply."""
     if not _compiled_dtype(x):

@@ -312,20 +312,13 @@ def _given_stats(x, running_mean, running_var, eps):
     return running_mean._data.astype(dtype, copy=False), rstd.astype(dtype)
 
 
-def _update_running(running, batch_value, momentum):
-    """running = (1 - momentum) * running + momentum * batch_value, in place
-    (on the buffer's array: statistics are state, never part of a graph)."""
-    data = running._data
-    data *= 1.0 - momentum
-    data += momentum * batch_value
-
-
 def update_running_stats(running_mean, running_var, mean, var, count, momentum):
     """Updates the running statistics with a batch's mean and biased var
     (arrays) measured over `count` values each: running_var gets the
-    unbiased variance, var * count / (count - 1)."""
-    _update_running(running_mean, mean, momentum)
-    _update_running(running_var, var * (count / (count - 1)), momentum)
+    unbiased variance, var * count / (count - 1). In place, on the buffers'
+    arrays (statistics are state, never part of a graph)."""
+    running_mean.backend.running_stats_update(running_mean._data, running_var._data, mean, var,
+                                              count, momentum)
 
 
 # ---------------------------------------------------------------- functional forms

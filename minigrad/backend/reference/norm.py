@@ -27,7 +27,7 @@ from .activation import activation_forward
 
 __all__ = [
     "batch_norm_forward", "batch_norm_apply", "batch_norm_backward",
-    "group_norm_forward", "group_norm_backward",
+    "group_norm_forward", "group_norm_backward", "running_stats_update",
 ]
 
 
@@ -94,6 +94,16 @@ def batch_norm_forward(xp, x, weight, bias, eps, relu=False):
     y = _scale_shift(xp, xc * _channel(rstd), weight, bias, _channel)
     y, mean, var, rstd = (_cast(a, x.dtype) for a in (y, mean, var, rstd))
     return (activation_forward(xp, "relu", y) if relu else y), mean, var, rstd
+
+
+def running_stats_update(xp, running_mean, running_var, mean, var, count, momentum):
+    """In place: each running statistic r becomes (1 - momentum) * r +
+    momentum * s, computed in float64 and rounded once to r's dtype (PyTorch
+    updates in its accumulation type too); s is the batch's mean, or for the
+    variance the unbiased var * count / (count - 1). mean, var (C,)."""
+    unbias = count / (count - 1)
+    for r, s, scale in ((running_mean, mean, 1.0), (running_var, var, unbias)):
+        r[...] = _cast((1.0 - momentum) * _f64(xp, r) + momentum * (scale * _f64(xp, s)), r.dtype)
 
 
 def batch_norm_apply(xp, x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):
