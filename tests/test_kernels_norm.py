@@ -378,6 +378,16 @@ def test_running_stats_update_is_one_rounding_of_the_float64_formula(impl, dtype
     np.testing.assert_allclose(rv, want_v, rtol=tol, atol=0)
 
 
+@pytest.mark.parametrize("var_dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inverse_std_is_one_rounding_of_the_float64_value(impl, var_dtype, dtype):
+    var = np.abs(randn(rng_for("istd", var_dtype, dtype), 33, var_dtype))
+    var[:3] = (0.0, 1e-30, 1e30)
+    got = impl.inverse_std(var, EPS, dtype)
+    want = (1.0 / np.sqrt(var.astype(np.float64) + EPS)).astype(dtype)  # IEEE sqrt and divide
+    assert got.dtype == dtype and got.tobytes() == want.tobytes()
+
+
 def test_running_stats_update_other_layouts_take_the_reference():
     rm, rv = np.zeros(4, np.float32), np.ones(4, np.float32)
     mean64, var64 = np.arange(4.0), np.full(4, 2.0)  # float64 statistics for float32 buffers

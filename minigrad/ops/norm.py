@@ -306,10 +306,9 @@ def _empty_output(x, weight, bias, param_shape):
 
 def _given_stats(x, running_mean, running_var, eps):
     """(mean, rstd) arrays in x's dtype from running statistics."""
-    xp = x.backend.xp
     dtype = x._data.dtype
-    rstd = 1.0 / xp.sqrt(running_var._data.astype(xp.float64) + eps)
-    return running_mean._data.astype(dtype, copy=False), rstd.astype(dtype)
+    rstd = x.backend.inverse_std(running_var._data, eps, dtype)
+    return running_mean._data.astype(dtype, copy=False), rstd
 
 
 def update_running_stats(running_mean, running_var, mean, var, count, momentum):

@@ -27,7 +27,7 @@ from .activation import activation_forward
 
 __all__ = [
     "batch_norm_forward", "batch_norm_apply", "batch_norm_backward",
-    "group_norm_forward", "group_norm_backward", "running_stats_update",
+    "group_norm_forward", "group_norm_backward", "running_stats_update", "inverse_std",
 ]
 
 
@@ -94,6 +94,12 @@ def batch_norm_forward(xp, x, weight, bias, eps, relu=False):
     y = _scale_shift(xp, xc * _channel(rstd), weight, bias, _channel)
     y, mean, var, rstd = (_cast(a, x.dtype) for a in (y, mean, var, rstd))
     return (activation_forward(xp, "relu", y) if relu else y), mean, var, rstd
+
+
+def inverse_std(xp, var, eps, dtype):
+    """1 / sqrt(var + eps) computed in float64, rounded once to dtype (the
+    rstd that running statistics give in evaluation)."""
+    return _cast(1.0 / xp.sqrt(_f64(xp, var) + eps), dtype)
 
 
 def running_stats_update(xp, running_mean, running_var, mean, var, count, momentum):
