@@ -201,20 +201,57 @@ cdef extern from *:
         for (Py_ssize_t k = 0; k < n; k++) \
             dx[k] = a * dy[k] + (slope * ((x[k] - shift) - d) + off); \
     } \
-    /* S == 1 (BatchNorm1d): one sample's K channels, one element each, with \
-       per-channel float64 coefficients; the loops run across channels. */ \
-    MG_CLONES static void mg_bn1_moments_##SFX(const T *restrict x, Py_ssize_t K, \
-            const double *restrict shift, double *restrict s1, double *restrict s2) { \
-        for (Py_ssize_t k = 0; k < K; k++) { \
-            const double v = (double)x[k] - shift[k]; \
-            s1[k] += v; s2[k] += v * v; \
+    /* S == 1 (BatchNorm1d): N samples (rows `stride` apart) of K channels, \
+       one element each, with per-channel float64 coefficients; the loops run \
+       across channels, four rows at a time, so that each per-channel sum is \
+       read and written once per four elements (once per element, those \
+       updates cost more than the arithmetic). */ \
+    MG_CLONES static void mg_bn1_moments_##SFX(const T *restrict x, Py_ssize_t stride, \
+            Py_ssize_t N, Py_ssize_t K, const double *restrict shift, double *restrict s1, \
+            double *restrict s2) { \
+        Py_ssize_t n = 0; \
+        for (; n + 4 <= N; n += 4) { \
+            const T *restrict x0 = x + n * stride, *restrict x1 = x0 + stride, \
+                    *restrict x2 = x1 + stride, *restrict x3 = x2 + stride; \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const double c = shift[k]; \
+                const double v0 = (double)x0[k] - c, v1 = (double)x1[k] - c, \
+                             v2 = (double)x2[k] - c, v3 = (double)x3[k] - c; \
+                s1[k] += (v0 + v1) + (v2 + v3); \
+                s2[k] += (v0 * v0 + v1 * v1) + (v2 * v2 + v3 * v3); \
+            } \
+        } \
+        for (; n < N; n++) { \
+            const T *restrict xn = x + n * stride; \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const double v = (double)xn[k] - shift[k]; \
+                s1[k] += v; s2[k] += v * v; \
+            } \
         } \
     } \
     MG_CLONES static void mg_bn1_dot_##SFX(const T *restrict dy, const T *restrict x, \
-            Py_ssize_t K, const double *restrict m, double *restrict sdy, double *restrict sdx) { \
-        for (Py_ssize_t k = 0; k < K; k++) { \
-            const double d = dy[k]; \
-            sdy[k] += d; sdx[k] += d * ((double)x[k] - m[k]); \
+            Py_ssize_t stride, Py_ssize_t N, Py_ssize_t K, const double *restrict m, \
+            double *restrict sdy, double *restrict sdx) { \
+        Py_ssize_t n = 0; \
+        for (; n + 4 <= N; n += 4) { \
+            const T *restrict d0 = dy + n * stride, *restrict d1 = d0 + stride, \
+                    *restrict d2 = d1 + stride, *restrict d3 = d2 + stride; \
+            const T *restrict x0 = x + n * stride, *restrict x1 = x0 + stride, \
+                    *restrict x2 = x1 + stride, *restrict x3 = x2 + stride; \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const double c = m[k]; \
+                const double g0 = d0[k], g1 = d1[k], g2 = d2[k], g3 = d3[k]; \
+                sdy[k] += (g0 + g1) + (g2 + g3); \
+                sdx[k] += (g0 * ((double)x0[k] - c) + g1 * ((double)x1[k] - c)) \
+                        + (g2 * ((double)x2[k] - c) + g3 * ((double)x3[k] - c)); \
+            } \
+        } \
+        for (; n < N; n++) { \
+            const T *restrict dn = dy + n * stride, *restrict xn = x + n * stride; \
+            for (Py_ssize_t k = 0; k < K; k++) { \
+                const double g = dn[k]; \
+                sdy[k] += g; sdx[k] += g * ((double)xn[k] - m[k]); \
+            } \
         } \
     } \
     /* The forward's elementwise pass takes per-channel coefficients in T, \
@@ -276,10 +313,10 @@ cdef extern from *:
                         float d, float a, float off, float slope) noexcept nogil
     void mg_bn_grad_f64(const double* dy, const double* x, double* dx, Py_ssize_t n, double shift,
                         double d, double a, double off, double slope) noexcept nogil
-    void mg_bn1_moments_f32(const float* x, Py_ssize_t K, const double* shift, double* s1,
-                            double* s2) noexcept nogil
-    void mg_bn1_dot_f32(const float* dy, const float* x, Py_ssize_t K, const double* m, double* sdy,
-                        double* sdx) noexcept nogil
+    void mg_bn1_moments_f32(const float* x, Py_ssize_t stride, Py_ssize_t N, Py_ssize_t K,
+                            const double* shift, double* s1, double* s2) noexcept nogil
+    void mg_bn1_dot_f32(const float* dy, const float* x, Py_ssize_t stride, Py_ssize_t N,
+                        Py_ssize_t K, const double* m, double* sdy, double* sdx) noexcept nogil
     void mg_bn1_affine_f32(const float* x, float* y, Py_ssize_t K, const float* shift,
                            const float* d, const float* a, const float* b,
                            int relu) noexcept nogil
@@ -288,10 +325,10 @@ cdef extern from *:
                                     int relu) noexcept nogil
     void mg_bn1_grad_f32(const float* dy, const float* x, float* dx, Py_ssize_t K, const double* m,
                          const double* a, const double* off, const double* slope) noexcept nogil
-    void mg_bn1_moments_f64(const double* x, Py_ssize_t K, const double* shift, double* s1,
-                            double* s2) noexcept nogil
-    void mg_bn1_dot_f64(const double* dy, const double* x, Py_ssize_t K, const double* m, double* sdy,
-                        double* sdx) noexcept nogil
+    void mg_bn1_moments_f64(const double* x, Py_ssize_t stride, Py_ssize_t N, Py_ssize_t K,
+                            const double* shift, double* s1, double* s2) noexcept nogil
+    void mg_bn1_dot_f64(const double* dy, const double* x, Py_ssize_t stride, Py_ssize_t N,
+                        Py_ssize_t K, const double* m, double* sdy, double* sdx) noexcept nogil
     void mg_bn1_affine_f64(const double* x, double* y, Py_ssize_t K, const double* shift,
                            const double* d, const double* a, const double* b,
                            int relu) noexcept nogil
@@ -331,19 +368,14 @@ cdef Py_ssize_t BLOCK_MIN = 1024
 # ---------------------------------------------------------------- batch norm segments
 # K consecutive segments of S elements with per-segment float64 coefficients:
 # the channels first..stop-1 of one sample. Segments go to the C kernels
-# mg_bn_* / mg_bn1_* above; S == 1 (BatchNorm1d) gets its own loop, which vectorizes
-# across channels.
+# mg_bn_* above; S == 1 (BatchNorm1d) gets its own loops (mg_bn1_*), which
+# vectorize across channels and, for the sums, take four samples at a time.
 
 cdef inline void seg_moments(const floating* x, Py_ssize_t K, Py_ssize_t S,
                              const double* shift, double* s1, double* s2) noexcept nogil:
-    """Per segment k: s1[k] += sum(x - shift[k]), s2[k] += sum((x - shift[k])^2)."""
+    """Per segment k (S > 1): s1[k] += sum(x - shift[k]), s2[k] += sum((x - shift[k])^2)."""
     cdef Py_ssize_t k
-    if S == 1:
-        if floating is float:
-            mg_bn1_moments_f32(x, K, shift, s1, s2)
-        else:
-            mg_bn1_moments_f64(x, K, shift, s1, s2)
-    elif floating is float:
+    if floating is float:
         for k in range(K):
             mg_bn_moments_f32(x + k * S, S, <float>shift[k], s1 + k, s2 + k)
     else:
@@ -354,22 +386,16 @@ cdef inline void seg_moments(const floating* x, Py_ssize_t K, Py_ssize_t S,
 cdef inline void seg_dot(const floating* dy, const floating* x, Py_ssize_t K,
                          Py_ssize_t S, const double* m, double* sdy,
                          double* sdx) noexcept nogil:
-    """Per segment k: sdy[k] += sum(dy), sdx[k] += sum(dy * (x - m[k]))."""
+    """Per segment k (S > 1): sdy[k] += sum(dy), sdx[k] += sum(dy * (x - m[k]))."""
     cdef Py_ssize_t k
     cdef floating around
-    if S == 1:
+    for k in range(K):
+        around = <floating>m[k]  # the mean rounded to the data's type, and its remainder
         if floating is float:
-            mg_bn1_dot_f32(dy, x, K, m, sdy, sdx)
+            mg_bn_dot_f32(dy + k * S, x + k * S, S, around, <float>(m[k] - around),
+                          sdy + k, sdx + k)
         else:
-            mg_bn1_dot_f64(dy, x, K, m, sdy, sdx)
-    else:
-        for k in range(K):
-            around = <floating>m[k]  # the mean rounded to the data's type, and its remainder
-            if floating is float:
-                mg_bn_dot_f32(dy + k * S, x + k * S, S, around, <float>(m[k] - around),
-                              sdy + k, sdx + k)
-            else:
-                mg_bn_dot_f64(dy + k * S, x + k * S, S, around, m[k] - around, sdy + k, sdx + k)
+            mg_bn_dot_f64(dy + k * S, x + k * S, S, around, m[k] - around, sdy + k, sdx + k)
 
 
 cdef inline void seg_affine(const floating* x, floating* y, Py_ssize_t K,
@@ -511,9 +537,17 @@ cdef void bn_forward_block(const floating* x, floating* y, Py_ssize_t N,
     cdef double var, r
     for c in range(first, stop):
         mean[c] = x[c * S]  # the shift: element (0, c, 0)
-    for n in range(N):
-        seg_moments(x + n * C * S + base, stop - first, S, mean + first,
-                    s1 + first, s2 + first)
+    if S == 1:
+        if floating is float:
+            mg_bn1_moments_f32(x + base, C, N, stop - first, mean + first, s1 + first,
+                               s2 + first)
+        else:
+            mg_bn1_moments_f64(x + base, C, N, stop - first, mean + first, s1 + first,
+                               s2 + first)
+    else:
+        for n in range(N):
+            seg_moments(x + n * C * S + base, stop - first, S, mean + first,
+                        s1 + first, s2 + first)
     for c in range(first, stop):
         var = stats_from_moments(s1[c], s2[c], mean[c], N * S, True, mean + c)
         r = 1.0 / sqrt(var + eps)
@@ -531,7 +565,14 @@ cdef void bn_backward_block(const floating* dy, const floating* x, floating* dx,
     gradient needs them), then dx for those channels."""
     cdef Py_ssize_t n, c, base = first * S, count = N * S
     cdef double r, a
-    if need_sums:
+    if need_sums and S == 1:
+        if floating is float:
+            mg_bn1_dot_f32(dy + base, x + base, C, N, stop - first, tab + T_MEAN * C + first,
+                           tab + T_SUM1 * C + first, tab + T_SUM2 * C + first)
+        else:
+            mg_bn1_dot_f64(dy + base, x + base, C, N, stop - first, tab + T_MEAN * C + first,
+                           tab + T_SUM1 * C + first, tab + T_SUM2 * C + first)
+    elif need_sums:
         for n in range(N):
             seg_dot(dy + n * C * S + base, x + n * C * S + base, stop - first, S,
                     tab + T_MEAN * C + first, tab + T_SUM1 * C + first,
