@@ -250,6 +250,23 @@ def test_compiled_reads_any_integer_target_layout(target_kind):
         np.testing.assert_array_equal(g, w)
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 1000])
+def test_losses_sum_close_to_the_exact_sum(dtype, n):
+    import math
+    losses = (np.random.default_rng(n).random(n) * 5).astype(dtype)
+    exact = math.fsum(losses.astype(np.float64))
+    for impl in (core.losses_sum, lambda a: ref.losses_sum(np, a)):
+        got = impl(losses)
+        assert got.shape == () and got.dtype == dtype
+        # within a few roundings of the exact sum (double accumulation, or
+        # numpy's pairwise sum in the data's type)
+        assert abs(float(got) - exact) <= 4 * np.finfo(dtype).eps * max(exact, 1e-300)
+    # the compiled sum accumulates in double: one rounding of a double sum
+    assert core.losses_sum(losses) == np.asarray(sum(losses.astype(np.float64).tolist()), dtype)
+
+
 # ---------------------------------------------------------------- PyTorch
 
 @pytest.mark.parametrize("weighted,eps", CONFIGS)

@@ -110,7 +110,7 @@ class _ClassIndexLoss(Op):
                              f"[0, {layout.num_classes - 1}] or ignore_index={ignore_index}") from None
         if reduction == "none":
             return losses.reshape(layout.sample_shape)
-        total = losses.sum()
+        total = self.device.backend.losses_sum(losses)
         if reduction == "mean":
             valid = t != ignore_index
             if weight is None:

@@ -13,7 +13,12 @@ finite logits give finite results.
 """
 
 __all__ = ["softmax_forward", "softmax_backward", "cross_entropy_forward",
-           "cross_entropy_backward"]
+           "cross_entropy_backward", "losses_sum"]
+
+
+def losses_sum(xp, losses):
+    """The sum of per-sample losses (N,), as a 0-d array of their dtype."""
+    return xp.asarray(losses.sum(), dtype=losses.dtype)
 
 
 def softmax_forward(xp, x, dim, log):
