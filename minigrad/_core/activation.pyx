@@ -18,7 +18,7 @@ cimport numpy as cnp
 
 from cython.parallel cimport prange
 
-from minigrad._core.arrays cimport empty_like_c
+from minigrad._core.arrays cimport data_of as _data, empty_like_c
 
 from minigrad.backend.reference import activation as _ref
 
@@ -427,8 +427,6 @@ cdef void _backward_all(int kind, const floating* x, const floating* y, const fl
 # call choosing its specialization and acquiring the views, more than relu on
 # a few thousand elements.
 
-cdef inline void* _data(a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef void _forward_flat(int kind, x, y, double a, double b):

@@ -1,9 +1,14 @@
-# New arrays for the compiled entry points, through numpy's C API: the
-# Python-level numpy.empty / numpy.empty_like go through argument parsing and
-# the __array_function__ dispatch, about 1 us per call, several times per
-# small training step. Each module that cimports these has called
-# cnp.import_array().
+# Array helpers shared by the compiled entry points. New arrays go through
+# numpy's C API: the Python-level numpy.empty / numpy.empty_like go through
+# argument parsing and the __array_function__ dispatch, about 1 us per call,
+# several times per small training step. Each module that cimports these has
+# called cnp.import_array().
 cimport numpy as cnp
+
+
+cdef inline void* data_of(object a):
+    """The data pointer of a numpy array (checked by the caller)."""
+    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef inline object empty_like_c(object a):
@@ -17,3 +22,10 @@ cdef inline object empty_like_c(object a):
 cdef inline object empty_vector(cnp.npy_intp n, int typenum):
     """A new 1-D array of n elements of the numpy type `typenum`."""
     return cnp.PyArray_EMPTY(1, &n, typenum, 0)
+
+
+cdef inline void narrow_to_float(const double* src, float* dst, Py_ssize_t n) noexcept nogil:
+    """dst[i] = src[i] rounded to float32."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] = <float>src[i]

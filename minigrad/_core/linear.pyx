@@ -17,7 +17,7 @@ reference.
 cimport numpy as cnp
 from libc.stdlib cimport free, malloc
 
-from minigrad._core.arrays cimport empty_like_c, empty_vector
+from minigrad._core.arrays cimport data_of, empty_like_c, empty_vector, narrow_to_float
 
 import numpy
 
@@ -103,7 +103,7 @@ cdef extern from *:
 
 
 cdef inline void* _data(a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a) if a is not None else NULL
+    return data_of(a) if a is not None else NULL
 
 
 cdef int _matrix_type(a):
@@ -182,14 +182,9 @@ def linear_epilogue_backward(out, g, relu=False, need_bias=True):
                 mg_epilogue_backward_f64(<const double*>po, <const double*>pg, <double*>pdz, acc,
                                          rows, n, r)
         if need_bias and t == cnp.NPY_FLOAT32:
-            _narrow(acc, <float*>_data(db), n)
+            narrow_to_float(acc, <float*>_data(db), n)
     finally:
         if need_bias and t == cnp.NPY_FLOAT32:
             free(acc)
     return dz, db
 
-
-cdef void _narrow(const double* src, float* dst, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t j
-    for j in range(n):
-        dst[j] = <float>src[j]

@@ -16,7 +16,7 @@ cimport numpy as cnp
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 
-from minigrad._core.arrays cimport empty_like_c, empty_vector
+from minigrad._core.arrays cimport data_of as _data, empty_like_c, empty_vector
 
 from minigrad.backend.reference import loss as _ref
 
@@ -184,8 +184,6 @@ cdef inline Py_ssize_t _rows_per_chunk(Py_ssize_t c) noexcept nogil:
 # microseconds per call choosing its specialization and acquiring the views,
 # more than the work on a small batch.
 
-cdef inline void* _data(a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef inline bint _single(a):

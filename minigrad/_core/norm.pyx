@@ -27,7 +27,7 @@ from libc.math cimport sqrt
 import numpy as np
 cimport numpy as cnp
 
-from minigrad._core.arrays cimport empty_like_c, empty_vector
+from minigrad._core.arrays cimport data_of as _data, empty_like_c, empty_vector, narrow_to_float
 
 from minigrad.backend.reference import norm as _ref
 
@@ -603,10 +603,6 @@ def _bn_blocks(Py_ssize_t size, Py_ssize_t C, Py_ssize_t S):
 # entry points below make them so): a fused `def` with typed memoryviews spent
 # about 8 us per call choosing its specialization and acquiring the views.
 
-cdef inline void* _data(a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a)
-
-
 cdef void _bn_output_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssize_t C,
                             Py_ssize_t S, bint stats, double eps, double* tab, floating* ft,
                             bint relu, bint pre, Py_ssize_t bs, Py_ssize_t nb,
@@ -781,11 +777,9 @@ cdef object _table_row(tab, int row, dtype):
     loop; numpy's astype otherwise)."""
     cdef cnp.npy_intp C = cnp.PyArray_DIM(<cnp.ndarray>tab, 1)
     cdef const double* r = <const double*>cnp.PyArray_DATA(<cnp.ndarray>tab) + row * C
-    cdef Py_ssize_t c
     if dtype == np.float32:
         out = empty_vector(C, cnp.NPY_FLOAT32)
-        for c in range(C):
-            (<float*>cnp.PyArray_DATA(<cnp.ndarray>out))[c] = <float>r[c]
+        narrow_to_float(r, <float*>_data(out), C)
         return out
     return tab[row].astype(dtype)
 
@@ -812,53 +806,36 @@ cdef bint _vector_of(a, int t, Py_ssize_t C, bint writable):
             and (not writable or cnp.PyArray_ISWRITEABLE(<cnp.ndarray>a)))
 
 
-cdef void _running_row(r, s, double scale, double momentum) noexcept:
-    """r = (1 - momentum) * r + momentum * (scale * s) in double, rounded once;
-    r and s float32 or float64 vectors of one type (checked by the caller)."""
-    cdef Py_ssize_t c, C = cnp.PyArray_DIM(<cnp.ndarray>r, 0)
+cdef void _running_row(floating* r, const floating* s, Py_ssize_t C, double scale,
+                       double momentum) noexcept nogil:
+    """r = (1 - momentum) * r + momentum * (scale * s) in double, rounded once."""
+    cdef Py_ssize_t c
     cdef double keep = 1.0 - momentum
-    cdef float* rf
-    cdef const float* sf
-    cdef double* rd
-    cdef const double* sd
-    if cnp.PyArray_TYPE(<cnp.ndarray>r) == cnp.NPY_FLOAT32:
-        rf = <float*>cnp.PyArray_DATA(<cnp.ndarray>r)
-        sf = <const float*>cnp.PyArray_DATA(<cnp.ndarray>s)
-        for c in range(C):
-            rf[c] = <float>(keep * <double>rf[c] + momentum * (scale * <double>sf[c]))
-    else:
-        rd = <double*>cnp.PyArray_DATA(<cnp.ndarray>r)
-        sd = <const double*>cnp.PyArray_DATA(<cnp.ndarray>s)
-        for c in range(C):
-            rd[c] = keep * rd[c] + momentum * (scale * sd[c])
+    for c in range(C):
+        r[c] = <floating>(keep * <double>r[c] + momentum * (scale * <double>s[c]))
+
+
+cdef void _inverse_std_into(const floating* var, float* out, Py_ssize_t C, double eps) noexcept nogil:
+    """out = 1 / sqrt(var + eps) in double, rounded once to float32."""
+    cdef Py_ssize_t c
+    for c in range(C):
+        out[c] = <float>(1.0 / sqrt(<double>var[c] + eps))
 
 
 def inverse_std(var, eps, dtype):
     """See minigrad.backend.reference.norm.inverse_std (one loop instead of
     four numpy operations, per BatchNorm layer in every evaluation step)."""
-    cdef Py_ssize_t c, C
-    cdef double e = float(eps)
-    cdef const float* vf
-    cdef const double* vd
-    cdef float* out_f
     if dtype != np.float32 or not isinstance(var, np.ndarray) or cnp.PyArray_NDIM(<cnp.ndarray>var) != 1:
         return _ref.inverse_std(np, var, eps, dtype)
-    C = cnp.PyArray_DIM(<cnp.ndarray>var, 0)
+    cdef Py_ssize_t C = cnp.PyArray_DIM(<cnp.ndarray>var, 0)
+    out = empty_vector(C, cnp.NPY_FLOAT32)
     if _vector_of(var, cnp.NPY_FLOAT32, C, False):
-        out = empty_vector(C, cnp.NPY_FLOAT32)
-        vf = <const float*>cnp.PyArray_DATA(<cnp.ndarray>var)
-        out_f = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        for c in range(C):
-            out_f[c] = <float>(1.0 / sqrt(<double>vf[c] + e))
-        return out
-    if _vector_of(var, cnp.NPY_FLOAT64, C, False):
-        out = empty_vector(C, cnp.NPY_FLOAT32)
-        vd = <const double*>cnp.PyArray_DATA(<cnp.ndarray>var)
-        out_f = <float*>cnp.PyArray_DATA(<cnp.ndarray>out)
-        for c in range(C):
-            out_f[c] = <float>(1.0 / sqrt(vd[c] + e))
-        return out
-    return _ref.inverse_std(np, var, eps, dtype)
+        _inverse_std_into(<const float*>_data(var), <float*>_data(out), C, float(eps))
+    elif _vector_of(var, cnp.NPY_FLOAT64, C, False):
+        _inverse_std_into(<const double*>_data(var), <float*>_data(out), C, float(eps))
+    else:
+        return _ref.inverse_std(np, var, eps, dtype)
+    return out
 
 
 def running_stats_update(running_mean, running_var, mean, var, count, momentum):
@@ -871,8 +848,14 @@ def running_stats_update(running_mean, running_var, mean, var, count, momentum):
             or not _vector_of(running_mean, t, C, True) or not _vector_of(running_var, t, C, True)
             or not _vector_of(mean, t, C, False) or not _vector_of(var, t, C, False)):
         return _ref.running_stats_update(np, running_mean, running_var, mean, var, count, momentum)
-    _running_row(running_mean, mean, 1.0, float(momentum))
-    _running_row(running_var, var, float(unbias), float(momentum))
+    if t == cnp.NPY_FLOAT32:
+        _running_row[float](<float*>_data(running_mean), <const float*>_data(mean), C, 1.0, momentum)
+        _running_row[float](<float*>_data(running_var), <const float*>_data(var), C, unbias, momentum)
+    else:
+        _running_row[double](<double*>_data(running_mean), <const double*>_data(mean), C, 1.0,
+                     momentum)
+        _running_row[double](<double*>_data(running_var), <const double*>_data(var), C, unbias,
+                     momentum)
 
 
 def batch_norm_apply(x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):

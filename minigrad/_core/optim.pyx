@@ -16,6 +16,8 @@ import numpy as np
 from minigrad.backend.reference import optim as _ref
 from minigrad.backend.reference.optim import adagrad_lr, adam_scalars
 
+from minigrad._core.arrays cimport data_of as _data
+
 cnp.import_array()
 
 cdef extern from "parallel.h":
@@ -73,8 +75,6 @@ cdef int _fast_type(param, grad, states):
 # acquire, which is most of a small parameter's update (the checks above have
 # already made every array C-contiguous and of the kernel's type).
 
-cdef inline void* _data(a):
-    return cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
 cdef object _c_contiguous(grad):
