@@ -336,6 +336,21 @@ def test_compiled_merged_im2col_col2im(dtype, seed):
         assert_same(core.col2im(cv, g["H"], g["W"], *window_args(g), merged=True), want_dx, dtype)
 
 
+@pytest.mark.parametrize("merged", [False, True])
+def test_compiled_im2col_col2im_read_only_inputs(merged):
+    """A read-only input (a user's frozen array) is read in place, never written."""
+    rng = np.random.default_rng(3)
+    x = rand(rng, (2, 3, 6, 5), np.float64)
+    args = (3, 2, 2, 1, 1, 2, 1, 2, 3, 6)
+    want = ref.im2col(np, x, *args, merged=merged)
+    x.flags.writeable = False
+    cols = core.im2col(x, *args, merged=merged)
+    np.testing.assert_array_equal(cols, want)
+    cols.flags.writeable = False
+    np.testing.assert_allclose(core.col2im(cols, 6, 5, *args, merged=merged),
+                               ref.col2im(np, want, 6, 5, *args, merged=merged), rtol=1e-13)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", range(12))
 def test_compiled_max_pool(dtype, seed):

@@ -29,6 +29,99 @@ cdef extern from *:
     """
     int minigrad_conv_max_threads() noexcept nogil
 
+cdef extern from *:
+    """
+    /* Feature-map rows are short (tens of values): a memcpy or memset call
+       per row costs more than the copy itself, and GCC turns plain copy
+       loops back into such calls unless told not to. */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define MG_PLAIN_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+    #else
+    #define MG_PLAIN_LOOPS
+    #endif
+
+    /* frame (fr x fc) = the plane img (H x W) placed at (ph, pw) in zeros,
+       cut to the rows and columns that windows reach. */
+    #define MG_DEFINE_UNFOLD(SFX, T) \
+    MG_PLAIN_LOOPS static void mg_frame_fill_##SFX(const T *img, Py_ssize_t H, Py_ssize_t W, \
+            Py_ssize_t ph, Py_ssize_t pw, T *frame, Py_ssize_t fr, Py_ssize_t fc) { \
+        const Py_ssize_t lo = pw < fc ? pw : fc, hi = pw + W < fc ? pw + W : fc; \
+        for (Py_ssize_t y = 0; y < fr; y++) { \
+            T *dst = frame + y * fc; \
+            const Py_ssize_t h = y - ph; \
+            if (h < 0 || h >= H) { \
+                for (Py_ssize_t x = 0; x < fc; x++) dst[x] = (T)0; \
+                continue; \
+            } \
+            const T *src = img + h * W - pw; \
+            for (Py_ssize_t x = 0; x < lo; x++) dst[x] = (T)0; \
+            for (Py_ssize_t x = lo; x < hi; x++) dst[x] = src[x]; \
+            for (Py_ssize_t x = hi; x < fc; x++) dst[x] = (T)0; \
+        } \
+    } \
+    /* The kh*kw column rows of one plane and its frame: row (i, j) starts \
+       at cols + (i*kw + j)*kstride and holds the oh*ow window values. \
+       im2col copies them out of the frame; its adjoint (`fold`) sums them \
+       into a zeroed frame, in the order im2col wrote them. */ \
+    MG_PLAIN_LOOPS static void mg_frame_rows_##SFX(T *frame, Py_ssize_t fr, Py_ssize_t fc, \
+            T *cols, Py_ssize_t kstride, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, \
+            Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow, int fold) { \
+        if (fold) \
+            for (Py_ssize_t t = 0; t < fr * fc; t++) frame[t] = (T)0; \
+        for (Py_ssize_t i = 0; i < kh; i++) \
+            for (Py_ssize_t j = 0; j < kw; j++) \
+                for (Py_ssize_t oy = 0; oy < oh; oy++) { \
+                    T *f = frame + (oy * sh + i * dh) * fc + j * dw; \
+                    T *c = cols + (i * kw + j) * kstride + oy * ow; \
+                    if (fold && sw == 1) \
+                        for (Py_ssize_t ox = 0; ox < ow; ox++) f[ox] += c[ox]; \
+                    else if (fold) \
+                        for (Py_ssize_t ox = 0; ox < ow; ox++) f[ox * sw] += c[ox]; \
+                    else if (sw == 1) \
+                        for (Py_ssize_t ox = 0; ox < ow; ox++) c[ox] = f[ox]; \
+                    else \
+                        for (Py_ssize_t ox = 0; ox < ow; ox++) c[ox] = f[ox * sw]; \
+                } \
+    } \
+    /* The plane cut out of a folded frame; pixels no window reaches get 0. */ \
+    MG_PLAIN_LOOPS static void mg_frame_cut_##SFX(const T *frame, Py_ssize_t fr, Py_ssize_t fc, \
+            Py_ssize_t ph, Py_ssize_t pw, T *img, Py_ssize_t H, Py_ssize_t W) { \
+        for (Py_ssize_t h = 0; h < H; h++) { \
+            T *dst = img + h * W; \
+            const Py_ssize_t y = h + ph; \
+            const Py_ssize_t hi = y >= fr ? 0 : fc - pw < W ? (fc - pw > 0 ? fc - pw : 0) : W; \
+            const T *src = frame + y * fc + pw; \
+            for (Py_ssize_t w = 0; w < hi; w++) dst[w] = src[w]; \
+            for (Py_ssize_t w = hi; w < W; w++) dst[w] = (T)0; \
+        } \
+    } \
+    /* im2col of one plane through its zero-padded frame (every column row \
+       is then a plain strided copy, with no bounds to test), or with `fold` \
+       the adjoint: the rows summed into the frame, the plane cut out of it. */ \
+    static void mg_frame_plane_##SFX(T *img, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, \
+            Py_ssize_t pw, T *frame, Py_ssize_t fr, Py_ssize_t fc, T *cols, Py_ssize_t kstride, \
+            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, \
+            Py_ssize_t dw, Py_ssize_t oh, Py_ssize_t ow, int fold) { \
+        if (!fold) mg_frame_fill_##SFX(img, H, W, ph, pw, frame, fr, fc); \
+        mg_frame_rows_##SFX(frame, fr, fc, cols, kstride, kh, kw, sh, sw, dh, dw, oh, ow, fold); \
+        if (fold) mg_frame_cut_##SFX(frame, fr, fc, ph, pw, img, H, W); \
+    }
+
+    MG_DEFINE_UNFOLD(f32, float)
+    MG_DEFINE_UNFOLD(f64, double)
+    """
+    void mg_frame_plane_f32(float* img, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
+                            float* frame, Py_ssize_t fr, Py_ssize_t fc, float* cols,
+                            Py_ssize_t kstride, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                            Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                            Py_ssize_t ow, int fold) noexcept nogil
+    void mg_frame_plane_f64(double* img, Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw,
+                            double* frame, Py_ssize_t fr, Py_ssize_t fc, double* cols,
+                            Py_ssize_t kstride, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                            Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
+                            Py_ssize_t ow, int fold) noexcept nogil
+
+
 ctypedef fused real:
     float
     double
@@ -77,56 +170,6 @@ cdef inline void _inside(Py_ssize_t offset, Py_ssize_t step, Py_ssize_t size,
 
 # ---------------------------------------------------------------- im2col
 
-cdef inline void _gather_row(real* dst, const real* src, Py_ssize_t n, Py_ssize_t step) noexcept nogil:
-    """dst[t] = src[t*step] for t < n."""
-    cdef Py_ssize_t t
-    if step == 1:
-        memcpy(dst, src, n * sizeof(real))
-    else:
-        for t in range(n):
-            dst[t] = src[t * step]
-
-
-cdef inline void _scatter_row(real* dst, const real* src, Py_ssize_t n, Py_ssize_t step) noexcept nogil:
-    """dst[t*step] += src[t] for t < n (a separate unit-step loop vectorizes)."""
-    cdef Py_ssize_t t
-    if step == 1:
-        for t in range(n):
-            dst[t] += src[t]
-    else:
-        for t in range(n):
-            dst[t * step] += src[t]
-
-
-cdef void _unfold_plane(real* img, real* cols, Py_ssize_t kstride, Axis r, Axis c,
-                        bint scatter) noexcept nogil:
-    """im2col of one (H, W) plane into its kh*kw rows of oh*ow columns, row
-    k starting at cols + k*kstride; with `scatter`, the adjoint: add the
-    rows into the (zeroed) plane."""
-    cdef Py_ssize_t i, j, oy, h, lo, hi, w0
-    cdef real* row
-    cdef real* pix
-    for i in range(r.k):
-        for j in range(c.k):
-            # Columns [lo, hi) of this offset read inside the image.
-            w0 = j * c.d - c.p
-            _inside(w0, c.s, c.size, c.n_out, &lo, &hi)
-            for oy in range(r.n_out):
-                row = cols + (i * c.k + j) * kstride + oy * c.n_out
-                h = oy * r.s - r.p + i * r.d
-                if h < 0 or h >= r.size:
-                    if not scatter:
-                        memset(row, 0, c.n_out * sizeof(real))
-                    continue
-                pix = img + h * c.size + w0 + lo * c.s
-                if scatter:
-                    _scatter_row(pix, row + lo, hi - lo, c.s)
-                else:
-                    memset(row, 0, lo * sizeof(real))
-                    _gather_row(row + lo, pix, hi - lo, c.s)
-                    memset(row + hi, 0, (c.n_out - hi) * sizeof(real))
-
-
 cdef inline Py_ssize_t _plane(Py_ssize_t q, Py_ssize_t n, Py_ssize_t c, bint merged) noexcept nogil:
     """Plane visited at step q. Merged columns are channel-major, so the
     walk goes sample by sample within a channel to write them in order."""
@@ -142,29 +185,34 @@ cdef inline Py_ssize_t _block(Py_ssize_t p, Py_ssize_t n, Py_ssize_t c, Py_ssize
     return p * kk * length
 
 
-def _im2col_run(const real[:, :, ::1] x, real[::1] cols, Py_ssize_t n, Axis r, Axis c,
-                bint merged):
-    cdef Py_ssize_t q, p, kk = r.k * c.k, length = r.n_out * c.n_out
-    cdef Py_ssize_t channels = x.shape[0] // n
-    cdef Py_ssize_t kstride = n * length if merged else length
-    cdef int nt = _threads(cols.shape[0])
-    for q in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
-        p = _plane(q, n, channels, merged)
-        _unfold_plane(<real*>&x[p, 0, 0], &cols[_block(p, n, channels, kk, length, merged)],
-                      kstride, r, c, False)
+cdef inline void _frame_plane(real* img, real* frame, real* cols, Py_ssize_t kstride, Axis r,
+                              Axis c, Py_ssize_t fr, Py_ssize_t fc, bint fold) noexcept nogil:
+    if real is float:
+        mg_frame_plane_f32(img, r.size, c.size, r.p, c.p, frame, fr, fc, cols, kstride, r.k, c.k,
+                           r.s, c.s, r.d, c.d, r.n_out, c.n_out, fold)
+    else:
+        mg_frame_plane_f64(img, r.size, c.size, r.p, c.p, frame, fr, fc, cols, kstride, r.k, c.k,
+                           r.s, c.s, r.d, c.d, r.n_out, c.n_out, fold)
 
 
-def _col2im_run(const real[::1] cols, real[:, :, ::1] dx, Py_ssize_t n, Axis r, Axis c,
-                bint merged):
+def _frames_run(const real[:, :, ::1] planes, const real[::1] cols, Py_ssize_t n, Axis r, Axis c,
+                bint merged, bint fold):
+    """im2col (planes -> cols) or, with `fold`, col2im (cols -> planes). Both
+    views are const so that either may be a read-only input; the one written
+    is always a fresh array."""
     cdef Py_ssize_t q, p, kk = r.k * c.k, length = r.n_out * c.n_out
-    cdef Py_ssize_t channels = dx.shape[0] // n
+    cdef Py_ssize_t channels = planes.shape[0] // n
     cdef Py_ssize_t kstride = n * length if merged else length
+    # the padded rows and columns that windows reach
+    cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
+    cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
     cdef int nt = _threads(cols.shape[0])
-    for q in prange(dx.shape[0], nogil=True, schedule="static", num_threads=nt):
+    cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=np.float32 if real is float else np.float64)
+    for q in prange(planes.shape[0], nogil=True, schedule="static", num_threads=nt):
         p = _plane(q, n, channels, merged)
-        memset(&dx[p, 0, 0], 0, r.size * c.size * sizeof(real))
-        _unfold_plane(&dx[p, 0, 0], <real*>&cols[_block(p, n, channels, kk, length, merged)],
-                      kstride, r, c, True)
+        _frame_plane(<real*>&planes[p, 0, 0], &frames[threadid(), 0],
+                     <real*>&cols[_block(p, n, channels, kk, length, merged)], kstride, r, c,
+                     fr, fc, fold)
 
 
 # ---------------------------------------------------------------- max pooling
@@ -459,8 +507,8 @@ def im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
         return _ref.im2col(np, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged)
     shape = (c * kh * kw, n * oh * ow) if merged else (n, c * kh * kw, oh * ow)
     cols = np.empty(shape, dtype=x.dtype)
-    _im2col_run(_planes(x, h, w), cols.reshape(-1), n,
-                _axis(h, kh, sh, ph, dh, oh), _axis(w, kw, sw, pw, dw, ow), merged)
+    _frames_run(_planes(x, h, w), cols.reshape(-1), n,
+                _axis(h, kh, sh, ph, dh, oh), _axis(w, kw, sw, pw, dw, ow), merged, False)
     return cols
 
 
@@ -474,8 +522,8 @@ def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
     else:
         n, c = cols.shape[0], cols.shape[1] // (kh * kw)
     dx, dx_planes = _empty_like_planes(n, c, H, W, cols.dtype)
-    _col2im_run(np.ascontiguousarray(cols).reshape(-1), dx_planes, n,
-                _axis(H, kh, sh, ph, dh, oh), _axis(W, kw, sw, pw, dw, ow), merged)
+    _frames_run(dx_planes, np.ascontiguousarray(cols).reshape(-1), n,
+                _axis(H, kh, sh, ph, dh, oh), _axis(W, kw, sw, pw, dw, ow), merged, True)
     return dx
 
 
