@@ -349,3 +349,66 @@ def test_compiled_softmax_outside_the_fast_path_equals_reference(case):
             got, want = core.softmax_forward(x, dim, log), ref.softmax_forward(np, x, dim, log)
         assert got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-3 if case == "float16" else 1e-12)
+
+
+# float32 rows compute exp in float (see minigrad/_core/loss.pyx): error
+# bounds in float32 ulps. log_softmax outputs also allow C * 2^-53 absolute
+# (C the row length), the resolution of the row's sum of exp accumulated in
+# double, which matters only for outputs within ~1e-9 of 0 (the float64
+# reference has the same). The backward passes are
+# bounded in ulps of the size of their terms: |g| and p |sum g| for
+# log_softmax, p max(|g|, |sum g p|) for softmax.
+SOFTMAX_F32_ULP = {(False, "forward"): 3.0, (True, "forward"): 3.0,
+                   (False, "backward"): 2.0, (True, "backward"): 3.0}
+
+
+def _f32_ulps(got, exact, scale):
+    ulp = np.maximum(np.spacing(np.asarray(scale, np.float32)).astype(np.float64), 2.0 ** -149)
+    return np.abs(got.astype(np.float64) - exact) / ulp
+
+
+def _float32_rows():
+    rng = np.random.default_rng(11)
+    for scale in (0.01, 1.0, 5.0, 30.0, 1e4):
+        for c in (1, 2, 7, 1000):
+            x = (rng.standard_normal((40, c)) * scale).astype(np.float32)
+            x[0, 0] = 1e4
+            x[1] = -1e4
+            if c > 1:
+                x[2, 1] = -np.inf
+                x[3, -1] = x[3, 0]  # a tie for the maximum
+            yield x, rng.standard_normal(x.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_compiled_float32_softmax_within_its_bounds(log):
+    for x, g in _float32_rows():
+        y = core.softmax_forward(x, 1, log)
+        want = ref.softmax_forward(np, x.astype(np.float64), 1, log)
+        assert np.array_equal(np.isfinite(y), np.isfinite(want))
+        fin = np.isfinite(want)
+        err = _f32_ulps(y[fin], want[fin], np.abs(want[fin]))
+        if log:
+            err = np.where(np.abs(y[fin] - want[fin]) <= x.shape[1] * 2.0 ** -53, 0.0, err)
+        assert err.max() <= SOFTMAX_F32_ULP[(log, "forward")], (x.shape, float(err.max()))
+        dx = core.softmax_backward(y, g, 1, log)
+        y64, g64 = y.astype(np.float64), g.astype(np.float64)
+        want_dx = ref.softmax_backward(np, y64, g64, 1, log)
+        if log:
+            scale = np.maximum(np.abs(g64), np.exp(y64) * np.abs(g64.sum(1, keepdims=True)))
+        else:
+            scale = y64 * np.maximum(np.abs(g64), np.abs((g64 * y64).sum(1, keepdims=True)))
+        err = _f32_ulps(dx, want_dx, scale)
+        assert err.max() <= SOFTMAX_F32_ULP[(log, "backward")], (x.shape, float(err.max()))
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_compiled_softmax_backward_takes_a_broadcast_gradient(log):
+    # the gradient of y.sum(): one value broadcast with zero strides
+    x = np.random.default_rng(12).standard_normal((5, 9))
+    y = core.softmax_forward(x, 1, log)
+    g = np.broadcast_to(np.float64(0.5), y.shape)
+    np.testing.assert_allclose(core.softmax_backward(y, g, 1, log),
+                               ref.softmax_backward(np, y, np.ascontiguousarray(g), 1, log),
+                               rtol=1e-13, atol=1e-15)
+    assert not g.flags.writeable  # read, never written

@@ -2,13 +2,17 @@
 cross-entropy, one pass per row forward, one backward.
 
 Same names, arguments and results as minigrad.backend.reference.loss (without
-`xp`); the formulas are documented there. Each row is reduced in double:
-its maximum, then sum_c exp(z_c - max) and sum_c w_c (z_c - max) in a single
-sweep over a row that stays in cache. exp is the branch-free polynomial of
-vecmath.h (shared with activation.pyx) so that the row loops vectorize; on
-x86-64 with GCC they are compiled for AVX-512, AVX2 and baseline and the best
-one the CPU has is picked at load time. Rows are shared among OpenMP threads
-when the logits are large.
+`xp`); the formulas are documented there. Cross-entropy rows are reduced
+in double: the maximum, then sum_c exp(z_c - max) and sum_c w_c (z_c - max)
+in a single sweep over a row that stays in cache. softmax/log_softmax rows of
+float32 take exp in float (exp(z - max) of the exact difference) and add it
+up in double; the results are within 3 ulp of float32 (log_softmax also
+within C * 2^-53 absolute, the resolution of the double sum), the backward
+passes within 3 ulp of the size of their terms (tests/test_kernels_loss.py).
+exp is the branch-free polynomial of vecmath.h (shared with activation.pyx)
+so that the row loops vectorize; on x86-64 with GCC they are compiled for
+AVX-512, AVX2 and baseline and the best one the CPU has is picked at load
+time. Rows are shared among OpenMP threads when the logits are large.
 """
 import numpy
 cimport numpy as cnp
@@ -28,7 +32,7 @@ cdef extern from *:
 
     /* exp limits, set when the module loads: bounds the compiler cannot see
        keep it from turning the clamps into branches it cannot vectorize */
-    typedef struct { double exp_lo, exp_hi; } mg_ce_consts;
+    typedef struct { double exp_lo, exp_hi; float exp_lo_f32, exp_hi_f32; } mg_ce_consts;
     static mg_ce_consts mg_ce_c;
 
     MG_INLINE double mg_ce_exp(double x, const mg_ce_consts *c) {
@@ -74,38 +78,67 @@ cdef extern from *:
         dz[t] = (T)(mg_ce_exp((double)z[t] - lse, c) * p_scale - smooth * w[t] - hit); \\
     }
 
+    /* exp(x) in T */
+    MG_INLINE double mg_exp_of_f64(double x, const mg_ce_consts *c) { return mg_ce_exp(x, c); }
+    MG_INLINE float mg_exp_of_f32(float x, const mg_ce_consts *c) {
+        return mg_exp_clamped_f32(x, c->exp_lo_f32, c->exp_hi_f32);
+    }
+
+    /* exp(z - m) for the row maximum m >= z, accurate to the last bits of
+       z - m. float: z - m = d + d_lo exactly (two-sum); the rounded d alone
+       would cost up to |z - m| 2^-24 relative. d_lo is 0 where z - m is not
+       finite (its two-sum is NaN there). double: the difference rounds at
+       2^-53 relative, which is as good. */
+    MG_INLINE double mg_exp_diff_f64(double z, double m, const mg_ce_consts *c) {
+        return mg_ce_exp(z - m, c);
+    }
+    MG_INLINE float mg_exp_diff_f32(float z, float m, const mg_ce_consts *c) {
+        float d = z - m, zz = d + m, mm = d - zz;
+        float d_lo = (z - zz) - (m + mm);
+        d_lo = d > c->exp_lo_f32 ? d_lo : 0.0f;
+        return mg_exp_split_f32(d, d_lo, c->exp_lo_f32, c->exp_hi_f32);
+    }
+
     /* softmax (log = 0) or log_softmax (log = 1) of one row: max, then the
-       sum of exp in double, then the outputs from lse = max + log(sum). */
-    #define MG_SOFTMAX(SUFFIX, T) \
-    MG_CLONES static void mg_softmax_forward_##SUFFIX(const T *restrict z, Py_ssize_t n, \
-            int log_out, T *restrict y) { \
-        const mg_ce_consts cc = mg_ce_c, *c = &cc; \
-        double m = z[0], s = 0.0; \
-        _Pragma("omp simd reduction(max: m)") \
-        for (Py_ssize_t j = 1; j < n; j++) m = z[j] > m ? z[j] : m; \
-        _Pragma("omp simd reduction(+: s)") \
-        for (Py_ssize_t j = 0; j < n; j++) s += mg_ce_exp((double)z[j] - m, c); \
-        const double lse = m + log(s); \
-        if (log_out) \
-            for (Py_ssize_t j = 0; j < n; j++) y[j] = (T)((double)z[j] - lse); \
-        else \
-            for (Py_ssize_t j = 0; j < n; j++) y[j] = (T)mg_ce_exp((double)z[j] - lse, c); \
-    } \
-    /* dx of one row from the output y and its gradient g */ \
-    MG_CLONES static void mg_softmax_backward_##SUFFIX(const T *restrict y, const T *restrict g, \
-            Py_ssize_t n, int log_out, T *restrict dx) { \
-        const mg_ce_consts cc = mg_ce_c, *c = &cc; \
-        double s = 0.0; \
-        if (log_out) { \
-            _Pragma("omp simd reduction(+: s)") \
-            for (Py_ssize_t j = 0; j < n; j++) s += g[j]; \
-            for (Py_ssize_t j = 0; j < n; j++) \
-                dx[j] = (T)((double)g[j] - mg_ce_exp((double)y[j], c) * s); \
-        } else { \
-            _Pragma("omp simd reduction(+: s)") \
-            for (Py_ssize_t j = 0; j < n; j++) s += (double)g[j] * y[j]; \
-            for (Py_ssize_t j = 0; j < n; j++) dx[j] = (T)((double)y[j] * ((double)g[j] - s)); \
-        } \
+       sum of exp(z - max) in T (8 float lanes with AVX2), added up in
+       double, then the outputs: (z - max) - log(sum), or exp(z - max) / sum.
+       Both passes need the exact z - max: log_softmax of the largest logit
+       is -log(sum), about -(sum - 1) when the others are far below, so it is
+       only as accurate, relatively, as their exps. */
+    #define MG_SOFTMAX(SUFFIX, T) \\
+    MG_CLONES static void mg_softmax_forward_##SUFFIX(const T *restrict z, Py_ssize_t n, \\
+            int log_out, T *restrict y) { \\
+        const mg_ce_consts cc = mg_ce_c, *c = &cc; \\
+        T m = z[0]; \\
+        double s = 0.0; \\
+        _Pragma("omp simd reduction(max: m)") \\
+        for (Py_ssize_t j = 1; j < n; j++) m = z[j] > m ? z[j] : m; \\
+        _Pragma("omp simd reduction(+: s)") \\
+        for (Py_ssize_t j = 0; j < n; j++) s += (double)mg_exp_diff_##SUFFIX(z[j], m, c); \\
+        if (log_out) { \\
+            const T log_s = (T)log(s); \\
+            for (Py_ssize_t j = 0; j < n; j++) y[j] = (z[j] - m) - log_s; \\
+        } else { \\
+            const T inv_s = (T)(1.0 / s); \\
+            for (Py_ssize_t j = 0; j < n; j++) y[j] = mg_exp_diff_##SUFFIX(z[j], m, c) * inv_s; \\
+        } \\
+    } \\
+    /* dx of one row from the output y and its gradient g */ \\
+    MG_CLONES static void mg_softmax_backward_##SUFFIX(const T *restrict y, const T *restrict g, \\
+            Py_ssize_t n, int log_out, T *restrict dx) { \\
+        const mg_ce_consts cc = mg_ce_c, *c = &cc; \\
+        double s = 0.0; \\
+        if (log_out) { \\
+            _Pragma("omp simd reduction(+: s)") \\
+            for (Py_ssize_t j = 0; j < n; j++) s += g[j]; \\
+            const T s_t = (T)s; \\
+            for (Py_ssize_t j = 0; j < n; j++) \\
+                dx[j] = g[j] - mg_exp_of_##SUFFIX(y[j], c) * s_t; \\
+        } else { \\
+            _Pragma("omp simd reduction(+: s)") \\
+            for (Py_ssize_t j = 0; j < n; j++) s += (double)g[j] * y[j]; \\
+            for (Py_ssize_t j = 0; j < n; j++) dx[j] = (T)((double)y[j] * ((double)g[j] - s)); \\
+        } \\
     }
 
     MG_SOFTMAX(f64, double)
@@ -117,6 +150,7 @@ cdef extern from *:
     """
     ctypedef struct mg_ce_consts:
         double exp_lo, exp_hi
+        float exp_lo_f32, exp_hi_f32
     mg_ce_consts mg_ce_c
     void mg_ce_forward_f64(const double* z, Py_ssize_t n, const double* w, double w_sum,
                            int64_t t, double eps, double* loss, double* lse) noexcept nogil
@@ -137,6 +171,8 @@ cdef extern from *:
 
 mg_ce_c.exp_lo = -746.0  # exp(-746) < 2**-1075 rounds to 0
 mg_ce_c.exp_hi = 710.0   # exp(710) > max double
+mg_ce_c.exp_lo_f32 = -104.0  # exp(-104) < 2**-150 rounds to 0 in float
+mg_ce_c.exp_hi_f32 = 89.0    # exp(89) > max float
 
 ctypedef fused floating:
     float
@@ -340,7 +376,12 @@ def softmax_forward(x, dim, log):
 
 
 def softmax_backward(y, g, dim, log):
-    """See minigrad.backend.reference.loss.softmax_backward."""
+    """See minigrad.backend.reference.loss.softmax_backward. A gradient g
+    that is not C-contiguous (the broadcast gradient of a sum, say) is copied
+    once and takes the compiled rows, as y would."""
+    if (isinstance(g, numpy.ndarray) and isinstance(y, numpy.ndarray) and g.dtype == y.dtype
+            and g.shape == y.shape and not g.flags.c_contiguous):
+        g = numpy.ascontiguousarray(g)
     rows = _softmax_rows_of(dim, y, g)
     if rows is None or y.shape != g.shape:
         return _ref.softmax_backward(numpy, y, g, dim, log)

@@ -1,5 +1,6 @@
 /* Branch-free scalar math shared by the compiled kernels (activation.pyx,
-   loss.pyx): written so that loops calling it vectorize.
+   loss.pyx), in double and in float: written so that loops calling it
+   vectorize.
 
    The clamp bounds of exp are passed in at run time on purpose: bounds the
    compiler cannot see keep it from splitting loops into constant special
@@ -71,6 +72,62 @@ MG_INLINE double mg_exp_reduce(double x, double lo, double hi, double *s1, doubl
 MG_INLINE double mg_exp_clamped(double x, double lo, double hi) {
     double s1, s2, q = mg_exp_reduce(x, lo, hi, &s1, &s2);
     return s1 * (s2 * q + s2);
+}
+
+/* float32 versions, for kernels that compute float32 arrays in float (twice
+   the lanes of double): 2^k for -126 <= k <= 127 */
+MG_INLINE float mg_pow2_f32(int32_t k) {
+    uint32_t bits = (uint32_t)(k + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* x + x_lo = k ln2 + r in float, for -150 < x < 128 (callers clamp);
+   returns q = expm1(r), so exp(x + x_lo) = 2^k (1 + q). x_lo, a low-order
+   part (|x_lo| << |x|), joins the reduced argument, so an argument that is
+   the exact sum of two floats keeps its accuracy. ln2_hi has 15 significant
+   bits: k ln2_hi is exact for |k| < 512. q = r + r^2 P(r), P of degree 4
+   fitted to relative minimax on |r| <= ln2/2 (error < 4e-9 relative to
+   exp(r)), so exp comes within about 1.5 ulp of float. */
+MG_INLINE float mg_exp_reduce_f32(float x, float x_lo, int32_t *k) {
+    const float shift = 0x1.8p23f;  /* keeps round(x/ln2) in the low bits */
+    const float ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+    float kf = (x + x_lo) * 1.44269504f + shift;
+    int32_t kbits, sbits;
+    memcpy(&kbits, &kf, sizeof kf);
+    memcpy(&sbits, &shift, sizeof shift);
+    kf -= shift;
+    float r = ((x - kf * ln2_hi) - kf * ln2_lo) + x_lo;
+    float q = 0x1.6a244ap-10f;  /* near 1/720: minimax, not Taylor */
+    q = q * r + 0x1.1239d4p-7f;
+    q = q * r + 0x1.5558f2p-5f;
+    q = q * r + 0x1.555492p-3f;
+    q = q * r + 0x1.fffffcp-2f;
+    *k = kbits - sbits;
+    return q * r * r + r;
+}
+
+/* x clamped to [lo, hi], NaN passing */
+MG_INLINE float mg_clamp_f32(float x, float lo, float hi) {
+    x = x > hi ? hi : x;
+    return x < lo ? lo : x;
+}
+
+/* exp(x + x_lo) for x in [lo, hi] = [-104, 89]: 0 below (exp(-104) <
+   2^-150), inf above. 2^k spans more than the normal exponents, so it comes
+   as two factors, the second applied last: a subnormal result rounds once. */
+MG_INLINE float mg_exp_split_f32(float x, float x_lo, float lo, float hi) {
+    int32_t k;
+    float q = mg_exp_reduce_f32(mg_clamp_f32(x, lo, hi), x_lo, &k);
+    int32_t k1 = k >> 1;
+    float s2 = mg_pow2_f32(k - k1);
+    return (s2 * q + s2) * mg_pow2_f32(k1);
+}
+
+/* exp(x) in float; lo/hi as above */
+MG_INLINE float mg_exp_clamped_f32(float x, float lo, float hi) {
+    return mg_exp_split_f32(x, 0.0f, lo, hi);
 }
 
 #endif
