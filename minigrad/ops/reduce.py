@@ -4,7 +4,7 @@ import math
 
 import numpy as _np
 
-from ..autograd import Op
+from ..autograd import Op, is_grad_enabled
 from ..tensor import Tensor
 from .elementwise import where
 
@@ -46,6 +46,9 @@ def keepdim_shape(shape, dims):
 
 def _expand_back(g, shape, dims, keepdim):
     """Broadcasts a reduced gradient back over the reduced dims."""
+    if not is_grad_enabled():  # the same view of the array, without the graph ops
+        data = g._data.reshape(keepdim_shape(shape, dims)) if not keepdim and dims else g._data
+        return _wrap(g.device.backend.xp.broadcast_to(data, shape), g.device)
     if not keepdim and dims:
         g = g.reshape(keepdim_shape(shape, dims))
     return g.expand(shape)
