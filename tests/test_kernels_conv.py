@@ -415,6 +415,31 @@ def test_compiled_avg_pool(dtype, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw", [(4, 6), (5, 7), (2, 3), (28, 28), (9, 2)])
+def test_avg_pool_2x2_kernel_is_the_box_kernel_bit_for_bit(dtype, hw):
+    """AvgPool2d(2) (odd sizes leave a row or column uncovered) takes its own
+    kernels; they give the general box kernel's bits, NaN, inf and
+    subnormals included, forward and backward."""
+    h, w = hw
+    rng = np.random.default_rng(h * w)
+    x = rand(rng, (3, 2, h, w), dtype)
+    x.flat[rng.integers(0, x.size, 3)] = np.nan
+    x.flat[rng.integers(0, x.size, 3)] = np.inf
+    x.flat[rng.integers(0, x.size, 3)] = np.finfo(dtype).tiny * 3
+    oh, ow = h // 2, w // 2
+    dy = rand(rng, (3, 2, oh, ow), dtype)
+    dy.flat[0] = np.finfo(dtype).tiny * 3  # a quotient that rounds in the subnormals
+    rows, cols = core._avg_boxes(oh, h, 2, 2, 0, True), core._avg_boxes(ow, w, 2, 2, 0, True)
+    args = (2, 2, 2, 2, 0, 0, oh, ow)
+    for include in (True, False):
+        got = core.avg_pool2d_forward(x, *args, include)
+        np.testing.assert_array_equal(got, core._box_mean(x, rows, cols))
+        got = core.avg_pool2d_backward(dy, h, w, *args, include)
+        np.testing.assert_array_equal(got, core._box_mean_grad(dy, rows, cols, h, w))
+        np.testing.assert_array_equal(got, ref.avg_pool2d_backward(np, dy, h, w, *args, include))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 1, 5, 5), (5, 5)),
                                        ((3, 2, 4, 6), (1, 1)), ((1, 2, 3, 5), (7, 4)),
                                        ((2, 1, 10, 1), (4, 1)),
@@ -454,6 +479,11 @@ def test_compiled_large_batch_uses_threads_consistently():
     h = (s + 1) // 2
     assert_same(core.avg_pool2d_forward(x, 3, 3, 2, 2, 1, 1, h, h, False),
                 ref.avg_pool2d_forward(np, x, 3, 3, 2, 2, 1, 1, h, h, False), np.float32)
+    half = (2, 2, 2, 2, 0, 0, s // 2, s // 2)  # the 2x2 kernels
+    y = core.avg_pool2d_forward(x, *half, True)
+    assert_same(y, ref.avg_pool2d_forward(np, x, *half, True), np.float32)
+    np.testing.assert_array_equal(core.avg_pool2d_backward(y, s, s, *half, True),
+                                  ref.avg_pool2d_backward(np, y, s, s, *half, True))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.int32])

@@ -406,6 +406,59 @@ cdef Boxes _boxes(const int64_t[::1] start, const int64_t[::1] end) noexcept nog
     return b
 
 
+cdef void _avg_pool_plane_2x2(const real* x, real* y, Py_ssize_t W, Py_ssize_t oh,
+                              Py_ssize_t ow) noexcept nogil:
+    """AvgPool2d(2) on one plane, all windows inside: the box kernel's sums in
+    the box kernel's order (column pairs, then the two columns, in double),
+    without its per-row scratch pass."""
+    cdef Py_ssize_t oy, ox
+    cdef const real* r0
+    cdef const real* r1
+    for oy in range(oh):
+        r0 = x + 2 * oy * W
+        r1 = r0 + W
+        for ox in range(ow):
+            y[oy * ow + ox] = <real>((((<double>r0[2 * ox]) + r1[2 * ox])
+                                      + ((<double>r0[2 * ox + 1]) + r1[2 * ox + 1])) * 0.25)
+
+
+cdef void _avg_unpool_plane_2x2(const real* dy, real* dx, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
+    """Its gradient: dy / 4 to each pixel of the window (the quotient the box
+    path rounds to), 0 on the rows and columns no window covers."""
+    cdef Py_ssize_t oy, ox, h, w
+    cdef real q
+    cdef real* row
+    for h in range(H):
+        row = dx + h * W
+        if h >= 2 * oh:
+            for w in range(W):
+                row[w] = 0
+            continue
+        oy = h // 2
+        for ox in range(ow):
+            q = dy[oy * ow + ox] * <real>0.25
+            row[2 * ox] = q
+            row[2 * ox + 1] = q
+        for w in range(2 * ow, W):
+            row[w] = 0
+
+
+def _avg_pool_2x2_run(const real[:, :, ::1] src, real[:, :, ::1] dst, bint backward):
+    """AvgPool2d(2) of every plane (x -> y), or its gradient (dy -> dx)."""
+    cdef Py_ssize_t p
+    cdef Py_ssize_t big_h = dst.shape[1] if backward else src.shape[1]
+    cdef Py_ssize_t big_w = dst.shape[2] if backward else src.shape[2]
+    cdef Py_ssize_t oh = src.shape[1] if backward else dst.shape[1]
+    cdef Py_ssize_t ow = src.shape[2] if backward else dst.shape[2]
+    cdef int nt = _threads(src.shape[0] * big_h * big_w)
+    for p in prange(src.shape[0], nogil=True, schedule="static", num_threads=nt):
+        if backward:
+            _avg_unpool_plane_2x2(&src[p, 0, 0], &dst[p, 0, 0], big_h, big_w, oh, ow)
+        else:
+            _avg_pool_plane_2x2(&src[p, 0, 0], &dst[p, 0, 0], big_w, oh, ow)
+
+
 def _box_mean_run(const real[:, :, ::1] x, real[:, :, ::1] y, rows, cols,
                   const double[:, ::1] inv):
     """Box means of every plane of x (P, H, W) into y (P, oh, ow).
@@ -623,11 +676,22 @@ def _avg_boxes(n_out, size, k, s, p, count_include_pad):
     return _ref.pool_bounds(np, n_out, size, k, s, p, count_include_pad)
 
 
+def _avg_2x2(kh, kw, sh, sw, ph, pw, oh, ow, h, w):
+    """AvgPool2d(2) with every window inside the image (divisor 4 whatever
+    count_include_pad says): the dedicated kernels' case."""
+    return (kh == kw == sh == sw == 2 and ph == pw == 0 and 2 * oh <= h and 2 * ow <= w
+            and oh > 0 and ow > 0)
+
+
 def avg_pool2d_forward(x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad):
     """x (N, C, H, W) -> y (N, C, oh, ow); PyTorch's divisor."""
     if not (_compiled_for(x) and oh > 0 and ow > 0):
         return _ref.avg_pool2d_forward(np, x, kh, kw, sh, sw, ph, pw, oh, ow, count_include_pad)
-    h, w = x.shape[2:]
+    n, c, h, w = x.shape
+    if _avg_2x2(kh, kw, sh, sw, ph, pw, oh, ow, h, w):
+        y, y_planes = _empty_like_planes(n, c, oh, ow, x.dtype)
+        _avg_pool_2x2_run(_planes(x, h, w), y_planes, False)
+        return y
     return _box_mean(x, _avg_boxes(oh, h, kh, sh, ph, count_include_pad),
                      _avg_boxes(ow, w, kw, sw, pw, count_include_pad))
 
@@ -637,6 +701,11 @@ def avg_pool2d_backward(dy, H, W, kh, kw, sh, sw, ph, pw, oh, ow, count_include_
     if not (_compiled_for(dy) and H > 0 and W > 0):
         return _ref.avg_pool2d_backward(np, dy, H, W, kh, kw, sh, sw, ph, pw, oh, ow,
                                         count_include_pad)
+    if _avg_2x2(kh, kw, sh, sw, ph, pw, oh, ow, H, W):
+        n, c = dy.shape[:2]
+        dx, dx_planes = _empty_like_planes(n, c, H, W, dy.dtype)
+        _avg_pool_2x2_run(_planes(dy, oh, ow), dx_planes, True)
+        return dx
     return _box_mean_grad(dy, _avg_boxes(oh, H, kh, sh, ph, count_include_pad),
                           _avg_boxes(ow, W, kw, sw, pw, count_include_pad), H, W)
 
