@@ -27,10 +27,10 @@ import time
 HERE = pathlib.Path(__file__).resolve().parent
 
 # The environment as the user launched the run. Importing minigrad here (to list
-# the workloads) sets its OpenMP/OpenBLAS defaults in os.environ, and a spawned
-# worker would inherit them: PyTorch's OpenMP pool would then sleep between ops
-# (OMP_WAIT_POLICY=PASSIVE), costing it ~1 ms per small step. Each worker starts
-# from this copy instead, so each library runs with its own defaults.
+# the workloads) sets its OpenMP defaults in os.environ (GOMP_SPINCOUNT, or
+# OMP_WAIT_POLICY=PASSIVE, which cost PyTorch's pool ~1 ms per small step), and
+# a spawned worker would inherit them. Each worker starts from this copy
+# instead, so each library runs with its own defaults.
 LAUNCH_ENV = dict(os.environ)
 
 # Pause between the two sides so that one library's idle worker threads (which

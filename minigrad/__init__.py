@@ -3,16 +3,12 @@
 Tensors with reverse-mode autograd, compiled kernels on the CPU, CuPy on
 NVIDIA GPUs, and PyTorch's names and defaults throughout.
 """
-import os as _os
+# How idle OpenMP workers wait, chosen before the OpenMP runtime loads: with
+# numpy's OpenBLAS running its products on the same threads (installed below)
+# they spin a while; with two pools they sleep (see _blas_pool.py).
+from . import _blas_pool
 
-# Compiled kernels (OpenMP) and numpy's BLAS keep separate thread pools that
-# alternate every op. Spinning OpenMP workers steal the cores BLAS needs (tens
-# of ms lost per op on 2 cores), so idle OpenMP threads sleep instead. Must be
-# set before the OpenMP runtime loads; a user's own setting wins.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# The same for OpenBLAS's workers (numpy's BLAS), which otherwise spin long
-# after each product; takes effect when minigrad is imported before numpy.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+_blas_pool.plan()
 
 from ._malloc import tune_malloc as _tune_malloc
 
@@ -31,6 +27,8 @@ from .threads import get_num_threads, set_num_threads
 from .tensor import (Tensor, arange, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                      ones, ones_like, rand, rand_like, randint, randn, randn_like, randperm, tensor,
                      zeros, zeros_like)
+
+_blas_pool.install()  # the compiled kernels have loaded the OpenMP runtime
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,8 @@
+import os
+import signal
+import time
+
+import numpy as np
 import pytest
 
 import minigrad as mg
@@ -22,3 +27,34 @@ def test_set_num_threads_controls_kernels_and_blas():
 def test_set_num_threads_rejects_nonsense():
     with pytest.raises(ValueError, match="positive number of threads"):
         mg.set_num_threads(0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_runs_threaded_kernels_and_products():
+    # GNU OpenMP keeps the parent's pool in its books after a fork: a child's
+    # next parallel region waited forever for threads that do not exist
+    big = mg.randn(1024, 1024)
+    a = np.random.default_rng(0).standard_normal((512, 512)).astype(np.float32)
+    (big * 2).relu().exp()
+    a @ a  # both pools have run in the parent
+    pid = os.fork()
+    if pid == 0:  # the child: any failure exits non-zero
+        try:
+            y = mg.from_numpy(np.full((1024, 1024), -1.0, np.float32))
+            ok = float((y * 2).relu().exp().sum().item()) == 1024 * 1024
+            ok = ok and np.allclose(a @ a, a.astype(np.float64) @ a.astype(np.float64), atol=1e-3)
+            os._exit(0 if ok and mg.get_num_threads() == 1 else 3)
+        except BaseException:  # noqa: BLE001  (the exit status reports it)
+            os._exit(4)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in a threaded kernel or product")
+    assert mg.get_num_threads() >= 1 and (big * 2).relu().shape == (1024, 1024)  # the parent goes on
