@@ -9,7 +9,6 @@ Large parameters are split across OpenMP threads. Inputs outside the fast path
 """
 cimport numpy as cnp
 from cython.parallel cimport prange
-from libc.math cimport sqrt
 
 import numpy as np
 
@@ -71,113 +70,209 @@ cdef int _fast_type(param, grad, states):
 
 
 # ---------------------------------------------------------------- kernels
-# The kernels take raw pointers: typed memoryviews cost about 0.5 us each to
-# acquire, which is most of a small parameter's update (the checks above have
-# already made every array C-contiguous and of the kernel's type).
+# The element loops are C, compiled for AVX-512, AVX2 and baseline (vecmath.h),
+# each over one thread's span [lo, hi): the option flags are fixed for the
+# loop, and the compiler makes a vector loop of each case. The kernels take
+# raw pointers: typed memoryviews cost about 0.5 us each to acquire, which is
+# most of a small parameter's update (the checks above have already made every
+# array C-contiguous and of the kernel's type). Hyperparameters arrive as
+# Python-level doubles and are rounded once to the element type, exactly as
+# numpy rounds a Python float against a float32 array.
 
+cdef extern from *:
+    """
+    #include "vecmath.h"
+
+    /* No fused multiply-adds: every rounding as in the reference, so that a
+       long run of updates stays on the reference's trajectory (FMA would
+       not make these memory-bound loops faster). */
+    #if defined(__GNUC__) && !defined(__clang__)
+    #define MG_EXACT_ROUNDING __attribute__((optimize("fp-contract=off")))
+    #elif defined(__clang__)
+    #define MG_EXACT_ROUNDING
+    #pragma clang fp contract(off)
+    #else
+    #define MG_EXACT_ROUNDING
+    #endif
+
+    /* (-g if maximize else g) + wd*p for one element (wd == 0 adds nothing) */
+    #define MG_GRAD_VALUE(g, p, wd, maximize) \\
+        ((wd) != 0 ? (wd) * (p) + ((maximize) ? -(g) : (g)) : ((maximize) ? -(g) : (g)))
+
+    #define MG_DEFINE_OPTIM(SFX, T, SQRT) \\
+    MG_CLONES MG_EXACT_ROUNDING static void mg_sgd_##SFX(T *restrict p, const T *restrict g, T *restrict buf, \\
+            Py_ssize_t lo, Py_ssize_t hi, double lr_, double momentum_, double dampening_, \\
+            double wd_, int use_momentum, int nesterov, int maximize, int first_step) { \\
+        const T lr = (T)lr_, momentum = (T)momentum_, keep = (T)(1.0 - dampening_), wd = (T)wd_; \\
+        for (Py_ssize_t i = lo; i < hi; i++) { \\
+            T gi = MG_GRAD_VALUE(g[i], p[i], wd, maximize); \\
+            if (use_momentum) { \\
+                const T b = first_step ? gi : momentum * buf[i] + gi * keep; \\
+                buf[i] = b; \\
+                gi = nesterov ? gi + b * momentum : b; \\
+            } \\
+            p[i] = p[i] - gi * lr; \\
+        } \\
+    } \\
+    MG_CLONES MG_EXACT_ROUNDING static void mg_adam_##SFX(T *restrict p, const T *restrict g, T *restrict m, \\
+            T *restrict v, T *restrict vmax, Py_ssize_t lo, Py_ssize_t hi, double lr_, \\
+            double beta1_, double beta2_, double eps_, double wd_, double step_size_, \\
+            double bc2_sqrt_, int decoupled, int amsgrad, int maximize) { \\
+        const T beta1 = (T)beta1_, keep1 = (T)(1.0 - beta1_); \\
+        const T beta2 = (T)beta2_, keep2 = (T)(1.0 - beta2_); \\
+        const T eps = (T)eps_, step_size = (T)step_size_, bc2_sqrt = (T)bc2_sqrt_; \\
+        const T l2 = decoupled ? (T)0 : (T)wd_, shrink = (T)(1.0 - lr_ * wd_); \\
+        const int shrink_param = decoupled && wd_ != 0; \\
+        for (Py_ssize_t i = lo; i < hi; i++) { \\
+            const T gi = MG_GRAD_VALUE(g[i], p[i], l2, maximize); \\
+            const T pi = shrink_param ? p[i] * shrink : p[i]; \\
+            const T mi = beta1 * m[i] + gi * keep1; \\
+            m[i] = mi; \\
+            T vi = beta2 * v[i] + gi * keep2 * gi; \\
+            v[i] = vi; \\
+            if (amsgrad) { \\
+                vi = vmax[i] > vi ? vmax[i] : vi; \\
+                vmax[i] = vi; \\
+            } \\
+            const T denom = SQRT(vi) / bc2_sqrt + eps; \\
+            p[i] = pi - mi * step_size / denom; \\
+        } \\
+    } \\
+    MG_CLONES MG_EXACT_ROUNDING static void mg_rmsprop_##SFX(T *restrict p, const T *restrict g, T *restrict sq, \\
+            T *restrict ga, T *restrict buf, Py_ssize_t lo, Py_ssize_t hi, double lr_, \\
+            double alpha_, double eps_, double wd_, double momentum_, int centered, \\
+            int maximize) { \\
+        const T lr = (T)lr_, alpha = (T)alpha_, keep = (T)(1.0 - alpha_), eps = (T)eps_; \\
+        const T wd = (T)wd_, momentum = (T)momentum_; \\
+        const int use_momentum = momentum_ > 0; \\
+        for (Py_ssize_t i = lo; i < hi; i++) { \\
+            const T gi = MG_GRAD_VALUE(g[i], p[i], wd, maximize); \\
+            const T si = alpha * sq[i] + gi * keep * gi; \\
+            sq[i] = si; \\
+            T avg; \\
+            if (centered) { \\
+                const T ai = alpha * ga[i] + gi * keep; \\
+                ga[i] = ai; \\
+                avg = SQRT(si - ai * ai) + eps; \\
+            } else { \\
+                avg = SQRT(si) + eps; \\
+            } \\
+            if (use_momentum) { \\
+                const T b = momentum * buf[i] + gi / avg; \\
+                buf[i] = b; \\
+                p[i] = p[i] - b * lr; \\
+            } else { \\
+                p[i] = p[i] - gi * lr / avg; \\
+            } \\
+        } \\
+    } \\
+    MG_CLONES MG_EXACT_ROUNDING static void mg_adagrad_##SFX(T *restrict p, const T *restrict g, \\
+            T *restrict ssum, Py_ssize_t lo, Py_ssize_t hi, double clr_, double wd_, \\
+            double eps_, int maximize) { \\
+        const T clr = (T)clr_, wd = (T)wd_, eps = (T)eps_; \\
+        for (Py_ssize_t i = lo; i < hi; i++) { \\
+            const T gi = MG_GRAD_VALUE(g[i], p[i], wd, maximize); \\
+            const T si = ssum[i] + gi * gi; \\
+            ssum[i] = si; \\
+            p[i] = p[i] - gi * clr / (SQRT(si) + eps); \\
+        } \\
+    }
+
+    MG_DEFINE_OPTIM(f32, float, sqrtf)
+    MG_DEFINE_OPTIM(f64, double, sqrt)
+    """
+    void mg_sgd_f32(float* p, const float* g, float* buf, Py_ssize_t lo, Py_ssize_t hi,
+                    double lr, double momentum, double dampening, double wd, int use_momentum,
+                    int nesterov, int maximize, int first_step) noexcept nogil
+    void mg_sgd_f64(double* p, const double* g, double* buf, Py_ssize_t lo, Py_ssize_t hi,
+                    double lr, double momentum, double dampening, double wd, int use_momentum,
+                    int nesterov, int maximize, int first_step) noexcept nogil
+    void mg_adam_f32(float* p, const float* g, float* m, float* v, float* vmax, Py_ssize_t lo,
+                     Py_ssize_t hi, double lr, double beta1, double beta2, double eps, double wd,
+                     double step_size, double bc2_sqrt, int decoupled, int amsgrad,
+                     int maximize) noexcept nogil
+    void mg_adam_f64(double* p, const double* g, double* m, double* v, double* vmax,
+                     Py_ssize_t lo, Py_ssize_t hi, double lr, double beta1, double beta2,
+                     double eps, double wd, double step_size, double bc2_sqrt, int decoupled,
+                     int amsgrad, int maximize) noexcept nogil
+    void mg_rmsprop_f32(float* p, const float* g, float* sq, float* ga, float* buf, Py_ssize_t lo,
+                        Py_ssize_t hi, double lr, double alpha, double eps, double wd,
+                        double momentum, int centered, int maximize) noexcept nogil
+    void mg_rmsprop_f64(double* p, const double* g, double* sq, double* ga, double* buf,
+                        Py_ssize_t lo, Py_ssize_t hi, double lr, double alpha, double eps,
+                        double wd, double momentum, int centered, int maximize) noexcept nogil
+    void mg_adagrad_f32(float* p, const float* g, float* ssum, Py_ssize_t lo, Py_ssize_t hi,
+                        double clr, double wd, double eps, int maximize) noexcept nogil
+    void mg_adagrad_f64(double* p, const double* g, double* ssum, Py_ssize_t lo, Py_ssize_t hi,
+                        double clr, double wd, double eps, int maximize) noexcept nogil
 
 
 cdef object _c_contiguous(grad):
     """grad, or a C-contiguous copy of it (the kernels read it as one run)."""
     return grad if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>grad) else np.ascontiguousarray(grad)
 
-# Hyperparameters arrive as Python-level doubles and are rounded once to the
-# element type, exactly as numpy rounds a Python float against a float32 array.
 
-cdef inline floating _grad_value(floating g, floating p, floating wd,
-                                 bint maximize) noexcept nogil:
-    """(-g if maximize else g) + wd*p for one element (wd == 0 adds nothing)."""
-    if maximize:
-        g = -g
-    if wd != 0:
-        g = wd * p + g
-    return g
+cdef inline Py_ssize_t _span(Py_ssize_t n, int threads) noexcept nogil:
+    """Elements per thread: whole cache lines (16 floats), so that no two
+    threads write to one line."""
+    return ((n + threads - 1) // threads + 15) & ~(<Py_ssize_t>15)
 
 
 cdef void _sgd(floating* p, const floating* g, floating* buf, Py_ssize_t n,
-               double lr_, double momentum_, double dampening_, double wd_,
+               double lr, double momentum, double dampening, double wd,
                bint use_momentum, bint nesterov, bint maximize,
                bint first_step) noexcept nogil:
-    cdef floating lr = <floating>lr_, momentum = <floating>momentum_
-    cdef floating keep = <floating>(1.0 - dampening_), wd = <floating>wd_
-    cdef floating gi, b
-    cdef Py_ssize_t i
-    for i in prange(n, schedule='static', num_threads=_threads(n)):
-        gi = _grad_value(g[i], p[i], wd, maximize)
-        if use_momentum:
-            b = gi if first_step else momentum * buf[i] + gi * keep
-            buf[i] = b
-            gi = gi + b * momentum if nesterov else b
-        p[i] = p[i] - gi * lr
+    cdef int threads = _threads(n)
+    cdef Py_ssize_t c, span = _span(n, threads)
+    for c in prange(threads, schedule='static', num_threads=threads):
+        if floating is float:
+            mg_sgd_f32(p, g, buf, c * span, min(n, (c + 1) * span), lr, momentum, dampening,
+                       wd, use_momentum, nesterov, maximize, first_step)
+        else:
+            mg_sgd_f64(p, g, buf, c * span, min(n, (c + 1) * span), lr, momentum, dampening,
+                       wd, use_momentum, nesterov, maximize, first_step)
 
 
 cdef void _adam(floating* p, const floating* g, floating* m, floating* v,
-                floating* vmax, Py_ssize_t n, double lr_, double beta1_,
-                double beta2_, double eps_, double wd_, double step_size_,
-                double bc2_sqrt_, bint decoupled, bint amsgrad,
+                floating* vmax, Py_ssize_t n, double lr, double beta1,
+                double beta2, double eps, double wd, double step_size,
+                double bc2_sqrt, bint decoupled, bint amsgrad,
                 bint maximize) noexcept nogil:
-    cdef floating beta1 = <floating>beta1_, keep1 = <floating>(1.0 - beta1_)
-    cdef floating beta2 = <floating>beta2_, keep2 = <floating>(1.0 - beta2_)
-    cdef floating eps = <floating>eps_, step_size = <floating>step_size_
-    cdef floating bc2_sqrt = <floating>bc2_sqrt_
-    cdef floating l2 = 0 if decoupled else <floating>wd_
-    cdef floating shrink = <floating>(1.0 - lr_ * wd_)
-    cdef bint shrink_param = decoupled and wd_ != 0
-    cdef floating gi, pi, mi, vi, denom
-    cdef Py_ssize_t i
-    for i in prange(n, schedule='static', num_threads=_threads(n)):
-        gi = _grad_value(g[i], p[i], l2, maximize)
-        pi = p[i] * shrink if shrink_param else p[i]
-        mi = beta1 * m[i] + gi * keep1
-        m[i] = mi
-        vi = beta2 * v[i] + gi * keep2 * gi
-        v[i] = vi
-        if amsgrad:
-            if vmax[i] > vi:
-                vi = vmax[i]
-            vmax[i] = vi
-        denom = <floating>sqrt(vi) / bc2_sqrt + eps
-        p[i] = pi - mi * step_size / denom
+    cdef int threads = _threads(n)
+    cdef Py_ssize_t c, span = _span(n, threads)
+    for c in prange(threads, schedule='static', num_threads=threads):
+        if floating is float:
+            mg_adam_f32(p, g, m, v, vmax, c * span, min(n, (c + 1) * span), lr, beta1, beta2,
+                        eps, wd, step_size, bc2_sqrt, decoupled, amsgrad, maximize)
+        else:
+            mg_adam_f64(p, g, m, v, vmax, c * span, min(n, (c + 1) * span), lr, beta1, beta2,
+                        eps, wd, step_size, bc2_sqrt, decoupled, amsgrad, maximize)
 
 
 cdef void _rmsprop(floating* p, const floating* g, floating* sq, floating* ga,
-                   floating* buf, Py_ssize_t n, double lr_, double alpha_,
-                   double eps_, double wd_, double momentum_, bint centered,
+                   floating* buf, Py_ssize_t n, double lr, double alpha,
+                   double eps, double wd, double momentum, bint centered,
                    bint maximize) noexcept nogil:
-    cdef floating lr = <floating>lr_, alpha = <floating>alpha_
-    cdef floating keep = <floating>(1.0 - alpha_), eps = <floating>eps_
-    cdef floating wd = <floating>wd_, momentum = <floating>momentum_
-    cdef bint use_momentum = momentum_ > 0
-    cdef floating gi, si, ai, avg, b
-    cdef Py_ssize_t i
-    for i in prange(n, schedule='static', num_threads=_threads(n)):
-        gi = _grad_value(g[i], p[i], wd, maximize)
-        si = alpha * sq[i] + gi * keep * gi
-        sq[i] = si
-        if centered:
-            ai = alpha * ga[i] + gi * keep
-            ga[i] = ai
-            avg = <floating>sqrt(si - ai * ai) + eps
+    cdef int threads = _threads(n)
+    cdef Py_ssize_t c, span = _span(n, threads)
+    for c in prange(threads, schedule='static', num_threads=threads):
+        if floating is float:
+            mg_rmsprop_f32(p, g, sq, ga, buf, c * span, min(n, (c + 1) * span), lr, alpha, eps,
+                           wd, momentum, centered, maximize)
         else:
-            avg = <floating>sqrt(si) + eps
-        if use_momentum:
-            b = momentum * buf[i] + gi / avg
-            buf[i] = b
-            p[i] = p[i] - b * lr
-        else:
-            p[i] = p[i] - gi * lr / avg
+            mg_rmsprop_f64(p, g, sq, ga, buf, c * span, min(n, (c + 1) * span), lr, alpha, eps,
+                           wd, momentum, centered, maximize)
 
 
 cdef void _adagrad(floating* p, const floating* g, floating* ssum, Py_ssize_t n,
-                   double clr_, double wd_, double eps_, bint maximize) noexcept nogil:
-    cdef floating clr = <floating>clr_, wd = <floating>wd_, eps = <floating>eps_
-    cdef floating gi, si
-    cdef Py_ssize_t i
-    for i in prange(n, schedule='static', num_threads=_threads(n)):
-        gi = _grad_value(g[i], p[i], wd, maximize)
-        si = ssum[i] + gi * gi
-        ssum[i] = si
-        p[i] = p[i] - gi * clr / (<floating>sqrt(si) + eps)
+                   double clr, double wd, double eps, bint maximize) noexcept nogil:
+    cdef int threads = _threads(n)
+    cdef Py_ssize_t c, span = _span(n, threads)
+    for c in prange(threads, schedule='static', num_threads=threads):
+        if floating is float:
+            mg_adagrad_f32(p, g, ssum, c * span, min(n, (c + 1) * span), clr, wd, eps, maximize)
+        else:
+            mg_adagrad_f64(p, g, ssum, c * span, min(n, (c + 1) * span), clr, wd, eps, maximize)
 
 
 cdef inline double _sumsq_span(const floating[::1] x, Py_ssize_t lo,
