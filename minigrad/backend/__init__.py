@@ -8,6 +8,7 @@ numpy or cupy themselves.
 import functools
 import importlib
 import os
+import warnings
 
 from .reference import AREAS
 
@@ -19,9 +20,10 @@ class Backend:
         self.name = name
         self.xp = xp
         self.compiled = {}
+        missing = {}
         for area in AREAS:
             ref = importlib.import_module(f"minigrad.backend.reference.{area}")
-            core = _load_compiled(compiled_package, area)
+            core = _load_compiled(compiled_package, area, missing)
             for fn_name in ref.__all__:
                 fast = getattr(core, fn_name, None) if core is not None else None
                 if fast is not None:
@@ -29,6 +31,8 @@ class Backend:
                     setattr(self, fn_name, fast)
                 else:
                     setattr(self, fn_name, functools.partial(getattr(ref, fn_name), xp))
+        if missing:
+            _warn_missing(name, compiled_package, missing)
 
     def to_host(self, arr):
         """The array as a numpy array (no copy on the CPU)."""
@@ -46,10 +50,25 @@ def core_disabled():
     return os.environ.get("MINIGRAD_DISABLE_CORE", "") not in ("", "0")
 
 
-def _load_compiled(package, area):
+def _load_compiled(package, area, missing):
+    """The compiled module of `area`, or None; records in `missing` why an
+    expected one could not be loaded."""
     if package is None or core_disabled():
         return None
     try:
         return importlib.import_module(f"{package}.{area}")
-    except ImportError:
+    except ImportError as e:
+        missing[area] = e
         return None
+
+
+def _warn_missing(name, package, missing):
+    # Running on the references by accident (a source tree that was never
+    # built, a stale or broken build) would only show as slowness.
+    first = next(iter(missing.values()))
+    warnings.warn(
+        f"minigrad: the compiled {name} kernels of {', '.join(missing)} could not be loaded "
+        f"from {package} ({first}); those ops run on the numpy reference kernels, several "
+        f"times slower. Build them with `pip install -e .` in the source tree, or set "
+        f"MINIGRAD_DISABLE_CORE=1 to run on the references on purpose.",
+        RuntimeWarning, stacklevel=2)
