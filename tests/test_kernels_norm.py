@@ -324,7 +324,8 @@ def _threaded(count):
     return parallel_min() // count + 16
 
 
-BN_COMPARE = BN_SHAPES + [(16, 300, 1), (8, 5, _threaded(40)), (3, 40, 300), (_threaded(64), 64, 1)]
+BN_COMPARE = BN_SHAPES + [(16, 300, 1), (8, 5, _threaded(40)), (3, 40, 300), (_threaded(64), 64, 1),
+                          (_threaded(63) + 1, 63, 1)]  # rows that do not split evenly
 GN_COMPARE = GN_SHAPES + [((64, 1, 512, 1), (1, 512)), ((4, 8, 8, 300), (8, 8)),
                           ((2, 64, 1, _threaded(128)), (64, 1)), ((1, 1, 40000, 1), (1, 40000)),
                           ((2, 8, 4, _threaded(64)), (8, 4))]
@@ -398,7 +399,7 @@ def test_running_stats_update_other_layouts_take_the_reference():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 1, 1), (17, 9, 1), (64, 300, 1), (3, 4, 5),
-                                   (_threaded(64), 64, 1)])
+                                   (_threaded(64), 64, 1), (_threaded(63) + 1, 63, 1)])
 @pytest.mark.parametrize("relu", [False, True])
 def test_batch_norm_apply_pre_bias_is_the_separate_add(impl, dtype, shape, relu):
     """pre_bias gives exactly the values of adding it in x's dtype first, with

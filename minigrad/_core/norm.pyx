@@ -486,6 +486,35 @@ def _narrow_table(x):
     return np.empty((FT_ROWS, x.shape[1] if x.shape[2] == 1 else 1), dtype=x.dtype)
 
 
+cdef void bn1_affine_rows(const floating* x, floating* y, Py_ssize_t N, Py_ssize_t C,
+                          Py_ssize_t first, Py_ssize_t stop, floating* ft, bint relu,
+                          bint pre) noexcept nogil:
+    """BatchNorm1d's (S == 1) output for channels first..stop-1 of N rows, from
+    the narrowed table `ft` (narrow_rows); see bn_affine_block."""
+    cdef Py_ssize_t n
+    for n in range(N):
+        if pre:
+            if floating is float:
+                mg_bn1_affine_pre_inplace_f32(y + n * C + first, stop - first,
+                                              ft + FT_PRE * C + first, ft + first,
+                                              ft + C + first, ft + 2 * C + first,
+                                              ft + 3 * C + first, relu)
+            else:
+                mg_bn1_affine_pre_inplace_f64(y + n * C + first, stop - first,
+                                              ft + FT_PRE * C + first, ft + first,
+                                              ft + C + first, ft + 2 * C + first,
+                                              ft + 3 * C + first, relu)
+            continue
+        if floating is float:
+            mg_bn1_affine_f32(x + n * C + first, y + n * C + first, stop - first,
+                              ft + first, ft + C + first, ft + 2 * C + first,
+                              ft + 3 * C + first, relu)
+        else:
+            mg_bn1_affine_f64(x + n * C + first, y + n * C + first, stop - first,
+                              ft + first, ft + C + first, ft + 2 * C + first,
+                              ft + 3 * C + first, relu)
+
+
 cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
                           Py_ssize_t C, Py_ssize_t S, Py_ssize_t first,
                           Py_ssize_t stop, double* tab, bint relu, floating* ft,
@@ -496,27 +525,7 @@ cdef void bn_affine_block(const floating* x, floating* y, Py_ssize_t N,
     cdef Py_ssize_t n, base = first * S
     if S == 1:
         narrow_rows(ft, C, first, stop, tab + T_MEAN * C, tab + T_A * C, tab + T_B * C)
-        for n in range(N):
-            if pre:
-                if floating is float:
-                    mg_bn1_affine_pre_inplace_f32(y + n * C + first, stop - first,
-                                                  ft + FT_PRE * C + first, ft + first,
-                                                  ft + C + first, ft + 2 * C + first,
-                                                  ft + 3 * C + first, relu)
-                else:
-                    mg_bn1_affine_pre_inplace_f64(y + n * C + first, stop - first,
-                                                  ft + FT_PRE * C + first, ft + first,
-                                                  ft + C + first, ft + 2 * C + first,
-                                                  ft + 3 * C + first, relu)
-                continue
-            if floating is float:
-                mg_bn1_affine_f32(x + n * C + first, y + n * C + first, stop - first,
-                                  ft + first, ft + C + first, ft + 2 * C + first,
-                                  ft + 3 * C + first, relu)
-            else:
-                mg_bn1_affine_f64(x + n * C + first, y + n * C + first, stop - first,
-                                  ft + first, ft + C + first, ft + 2 * C + first,
-                                  ft + 3 * C + first, relu)
+        bn1_affine_rows(x, y, N, C, first, stop, ft, relu, pre)
         return
     for n in range(N):
         seg_affine(x + n * C * S + base, y + n * C * S + base, stop - first, S,
@@ -610,7 +619,19 @@ cdef void _bn_output_blocks(const floating* x, floating* y, Py_ssize_t N, Py_ssi
     """y for every block of channels: with batch statistics (stats, the
     training forward) or from the table's (apply); relu(y) when `relu`;
     `pre`: see bn_affine_block."""
-    cdef Py_ssize_t blk, first, stop
+    cdef Py_ssize_t blk, first, stop, rows
+    if not stats and S == 1 and nt > 1:
+        # no statistic joins the rows: each thread takes whole rows (one
+        # contiguous run) rather than a slice of every row
+        narrow_rows(ft, C, 0, C, tab + T_MEAN * C, tab + T_A * C, tab + T_B * C)
+        rows = (N + nt - 1) // nt
+        for blk in prange(nt, num_threads=nt, schedule='static'):
+            first = blk * rows
+            stop = min(N, first + rows)
+            if first < stop:
+                bn1_affine_rows(x + first * C, y + first * C, stop - first, C, 0, C, ft,
+                                relu, pre)
+        return
     for blk in prange(nb, num_threads=nt, schedule='static'):
         first = blk * bs
         stop = min(C, (blk + 1) * bs)
