@@ -360,7 +360,7 @@ def _leaf_grad(g, claimed):
     touch two leaves at once)."""
     data = g._data
     root = _buffer_root(data)
-    if root in claimed or not data.flags.writeable:
+    if root in claimed or not getattr(data.flags, "writeable", True):  # CuPy arrays are always writable
         g = Tensor._wrap(data.copy(), g._device)
         root = id(g._data)
     claimed.add(root)

@@ -236,3 +236,22 @@ def test_detect_anomaly_names_the_op():
         y = x.sqrt()
         with pytest.raises(RuntimeError, match=r"SqrtBackward.*non-finite"):
             y.sum().backward()
+
+
+def test_leaf_grad_takes_arrays_whose_flags_have_no_writeable():
+    # CuPy arrays are always writable and their flags have no `writeable`:
+    # a gradient on the GPU must be stored as it is, not fail or be copied
+    from minigrad.autograd import _leaf_grad
+
+    class DeviceFlags:
+        c_contiguous = True
+
+    class DeviceArray:
+        base = None
+        flags = DeviceFlags()
+
+        def copy(self):
+            raise AssertionError("a writable gradient was copied")
+
+    g = mg.Tensor._wrap(DeviceArray(), mg.device("cpu"))
+    assert _leaf_grad(g, set()) is g
