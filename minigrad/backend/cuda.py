@@ -1,9 +1,11 @@
 """The CUDA backend: CuPy's numpy-compatible API for every kernel.
 
 Made lazily by minigrad.cuda when the first cuda tensor is created, so CuPy is
-never imported otherwise. Every kernel here is the reference implementation
-run with xp=cupy (cuBLAS behind matmul); kernels that the CPU side has in
-compiled form are the places where fused CuPy kernels can replace them.
+never imported otherwise. Every kernel is the reference implementation run
+with xp=cupy (cuBLAS behind matmul), except the optimizer updates SGD and
+Adam/AdamW, fused into one CuPy kernel each (cuda_optim.py); the other
+kernels that the CPU side has in compiled form are the places where fused
+CuPy kernels can replace them next.
 """
 import numpy as np
 
@@ -13,6 +15,8 @@ from . import Backend
 class CudaBackend(Backend):
     def __init__(self, cupy, device_index):
         super().__init__("cuda", cupy, compiled_package=None)
+        from . import cuda_optim
+        cuda_optim.install(self, cupy)  # fused optimizer updates
         self.cupy = cupy
         self.device_index = device_index
         self._generator = None
