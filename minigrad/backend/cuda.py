@@ -3,9 +3,10 @@
 Made lazily by minigrad.cuda when the first cuda tensor is created, so CuPy is
 never imported otherwise. Every kernel is the reference implementation run
 with xp=cupy (cuBLAS behind matmul), except the optimizer updates SGD and
-Adam/AdamW, fused into one CuPy kernel each (cuda_optim.py); the other
-kernels that the CPU side has in compiled form are the places where fused
-CuPy kernels can replace them next.
+Adam/AdamW, fused into one CuPy kernel each (cuda_optim.py), and batch
+norm's training forward and backward (cuda_norm.py); the other kernels that
+the CPU side has in compiled form are the places where fused CuPy kernels
+can replace them next.
 """
 import numpy as np
 
@@ -15,8 +16,9 @@ from . import Backend
 class CudaBackend(Backend):
     def __init__(self, cupy, device_index):
         super().__init__("cuda", cupy, compiled_package=None)
-        from . import cuda_optim
+        from . import cuda_norm, cuda_optim
         cuda_optim.install(self, cupy)  # fused optimizer updates
+        cuda_norm.install(self, cupy)  # fused batch norm (training)
         self.cupy = cupy
         self.device_index = device_index
         self._generator = None
