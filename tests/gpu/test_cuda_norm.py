@@ -31,13 +31,24 @@ def _host(a):
     return None if a is None else mg.device("cuda").backend.to_host(a)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("affine", [True, False])
+def _over_cases(test):
+    """Every dtype, shape, and with and without the affine parameters."""
+    for name, values in (("affine", [True, False]), ("shape", SHAPES),
+                         ("dtype", [np.float32, np.float64])):
+        test = pytest.mark.parametrize(name, values)(test)
+    return test
+
+
+def _fused(name):
+    be = mg.device("cuda").backend
+    assert name in be.compiled, f"{name} is not the fused kernel"
+    return be
+
+
+@_over_cases
 @pytest.mark.parametrize("relu", [False, True])
 def test_fused_batch_norm_forward_matches_reference(dtype, shape, affine, relu):
-    be = mg.device("cuda").backend
-    assert "batch_norm_forward" in be.compiled
+    be = _fused("batch_norm_forward")
     x, _, w, b = _case(shape, dtype, affine)
     got = be.batch_norm_forward(_dev(x), _dev(w), _dev(b), 1e-5, relu)
     want = ref.batch_norm_forward(np, x, w, b, 1e-5, relu)
@@ -46,13 +57,10 @@ def test_fused_batch_norm_forward_matches_reference(dtype, shape, affine, relu):
         np.testing.assert_allclose(_host(g), r, **TOL[dtype])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("affine", [True, False])
+@_over_cases
 @pytest.mark.parametrize("batch_stats", [True, False])
 def test_fused_batch_norm_backward_matches_reference(dtype, shape, affine, batch_stats):
-    be = mg.device("cuda").backend
-    assert "batch_norm_backward" in be.compiled
+    be = _fused("batch_norm_backward")
     x, dy, w, b = _case(shape, dtype, affine)
     _, mean, _, rstd = ref.batch_norm_forward(np, x, w, b, 1e-5)
     got = be.batch_norm_backward(_dev(dy), _dev(x), _dev(mean), _dev(rstd), _dev(w), batch_stats)
