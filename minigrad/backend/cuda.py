@@ -13,6 +13,16 @@ import numpy as np
 from . import Backend
 
 
+def fusable(cupy, *arrays):
+    """Whether the fused CuPy kernels (cuda_optim.py, cuda_norm.py) take these
+    arrays: all CuPy arrays of one float dtype (float32/float64) and one
+    shape. Anything else goes to the reference kernels."""
+    first = arrays[0]
+    return (all(isinstance(a, cupy.ndarray) for a in arrays)
+            and first.dtype in (np.float32, np.float64)
+            and all(a.dtype == first.dtype and a.shape == first.shape for a in arrays))
+
+
 class CudaBackend(Backend):
     def __init__(self, cupy, device_index):
         super().__init__("cuda", cupy, compiled_package=None)

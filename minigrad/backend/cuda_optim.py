@@ -13,6 +13,7 @@ import functools
 
 import numpy as np
 
+from .cuda import fusable
 from .reference import optim as _ref
 
 _OPTIONS = ("--fmad=false",)
@@ -48,15 +49,6 @@ def _kernels(cupy):
     }
 
 
-def _fast(cupy, param, grad, states):
-    """Whether the fused kernels take these arrays: CuPy arrays of one float
-    dtype (float32/float64) and one shape, the state writable in place."""
-    arrays = (param, grad) + tuple(states)
-    return (all(isinstance(a, cupy.ndarray) for a in arrays)
-            and param.dtype in (np.float32, np.float64)
-            and all(a.dtype == param.dtype and a.shape == param.shape for a in arrays))
-
-
 def install(backend, cupy):
     """Puts the fused updates in place of the reference ones on `backend`."""
     kernels = functools.partial(_kernels, cupy)
@@ -64,7 +56,7 @@ def install(backend, cupy):
     def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay,
                  nesterov, maximize, first_step):
         states = (momentum_buffer,) if momentum != 0 else ()
-        if not _fast(cupy, param, grad, states):
+        if not fusable(cupy, param, grad, *states):
             return _ref.sgd_step(cupy, param, grad, momentum_buffer, lr, momentum, dampening,
                                  weight_decay, nesterov, maximize, first_step)
         t = param.dtype.type
@@ -78,7 +70,7 @@ def install(backend, cupy):
     def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2,
                   eps, weight_decay, decoupled, amsgrad, maximize):
         states = (exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ())
-        if not _fast(cupy, param, grad, states):
+        if not fusable(cupy, param, grad, *states):
             return _ref.adam_step(cupy, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step,
                                   lr, beta1, beta2, eps, weight_decay, decoupled, amsgrad,
                                   maximize)
