@@ -661,8 +661,9 @@ def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     return y, arg
 
 
-def max_pool2d_backward(dy, indices, H, W):
-    """dy (N, C, oh, ow), indices -> dx (N, C, H, W)."""
+def max_pool2d_backward(dy, indices, H, W, window=None):
+    """dy (N, C, oh, ow), indices -> dx (N, C, H, W). `window` is not needed:
+    threads own whole planes, so the scatter needs no atomics."""
     if not (_compiled_for(dy) and H > 0 and W > 0):
         return _ref.max_pool2d_backward(np, dy, indices, H, W)
     n, c = dy.shape[0], dy.shape[1]

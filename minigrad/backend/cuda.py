@@ -2,11 +2,12 @@
 
 Made lazily by minigrad.cuda when the first cuda tensor is created, so CuPy is
 never imported otherwise. Every kernel is the reference implementation run
-with xp=cupy (cuBLAS behind matmul), except the optimizer updates SGD and
-Adam/AdamW, fused into one CuPy kernel each (cuda_optim.py), and batch
-norm's training forward and backward (cuda_norm.py); the other kernels that
-the CPU side has in compiled form are the places where fused CuPy kernels
-can replace them next.
+with xp=cupy (cuBLAS behind matmul), except where the CPU side has compiled
+kernels: there fused CuPy kernels take their place, for the inputs they
+cover (the rest still go to the reference): the optimizer updates SGD and
+Adam/AdamW (cuda_optim.py), normalization (cuda_norm.py), activations
+(cuda_activation.py), softmax and cross-entropy (cuda_loss.py), im2col/
+col2im and pooling (cuda_conv.py).
 """
 import numpy as np
 
@@ -14,7 +15,7 @@ from . import Backend
 
 
 def fusable(cupy, *arrays):
-    """Whether the fused CuPy kernels (cuda_optim.py, cuda_norm.py) take these
+    """Whether the fused CuPy kernels (cuda_*.py) take these
     arrays: all CuPy arrays of one float dtype (float32/float64) and one
     shape. Anything else goes to the reference kernels."""
     first = arrays[0]
@@ -26,9 +27,9 @@ def fusable(cupy, *arrays):
 class CudaBackend(Backend):
     def __init__(self, cupy, device_index):
         super().__init__("cuda", cupy, compiled_package=None)
-        from . import cuda_norm, cuda_optim
-        cuda_optim.install(self, cupy)  # fused optimizer updates
-        cuda_norm.install(self, cupy)  # fused batch norm (training)
+        from . import cuda_activation, cuda_conv, cuda_loss, cuda_norm, cuda_optim
+        for fused in (cuda_optim, cuda_norm, cuda_activation, cuda_loss, cuda_conv):
+            fused.install(self, cupy)
         self.cupy = cupy
         self.device_index = device_index
         self._generator = None

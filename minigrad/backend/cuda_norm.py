@@ -1,14 +1,15 @@
-"""Fused batch normalization on CUDA for BatchNorm1d's layout (training
-forward and backward): CuPy reductions for the per-channel sums and one
-elementwise kernel for the output or the input gradient, where the
-reference (reference/norm.py run on CuPy) makes a dozen or more array
-operations, each a kernel launch.
+"""Fused normalization on CUDA, for both layouts of reference/norm.py:
+batch norm (N, C, S) training forward, evaluation apply and backward, and
+group norm (N, G, K, S: GroupNorm, LayerNorm, InstanceNorm, RMSNorm) forward
+and backward. CuPy reductions make the sums, one elementwise kernel the
+output or the input gradient, where the reference run on CuPy makes a dozen
+or more array operations, each a kernel launch.
 
-Same layout (N, C, S) and arithmetic as the reference: float64 throughout,
-results rounded once to x's dtype, relu applied to the rounded output. Sums
-run in CuPy's reduction order, so float64 results can differ from the
-reference's in the last bits, as the CPU's compiled kernels do. Other inputs
-(see _fast) go to the reference.
+Same arithmetic as the reference: float64 throughout, results rounded once
+to x's dtype, relu applied to the rounded output. Sums run in CuPy's
+reduction order, so float64 results can differ from the reference's in the
+last bits, as the CPU's compiled kernels do. Other inputs (see _fast) go to
+the reference.
 """
 import functools
 
@@ -22,78 +23,132 @@ _OPTIONS = ("--fmad=false",)
 
 @functools.lru_cache(maxsize=None)
 def _kernels(cupy):
+    rk, ek = cupy.ReductionKernel, cupy.ElementwiseKernel
     return {
-        "centered_square": cupy.ReductionKernel(
+        "sum": rk("T x", "float64 s", "(double)x", "a + b", "s = a", "0", "minigrad_norm_sum",
+                  reduce_type="double", options=_OPTIONS),
+        "centered_square": rk(
             "T x, float64 m", "float64 s", "((double)x - m) * ((double)x - m)", "a + b",
-            "s = a", "0", "minigrad_bn_centered_square", reduce_type="double", options=_OPTIONS),
-        "dot_xhat": cupy.ReductionKernel(
-            "T dy, T x, float64 m, float64 r", "float64 s", "(double)dy * (((double)x - m) * r)",
-            "a + b", "s = a", "0", "minigrad_bn_dot_xhat", reduce_type="double", options=_OPTIONS),
-        "rstd": cupy.ElementwiseKernel(
-            "float64 sumsq, float64 count, float64 eps", "float64 var, float64 r",
-            "var = sumsq / count; r = 1.0 / sqrt(var + eps);", "minigrad_bn_rstd",
+            "s = a", "0", "minigrad_norm_centered_square", reduce_type="double",
             options=_OPTIONS),
-        "output": cupy.ElementwiseKernel(
-            "T x, float64 m, float64 r, float64 w, float64 b, int32 relu", "T y",
-            "T t = (T)(((double)x - m) * r * w + b); y = relu && t <= (T)0 ? (T)0 : t;",
-            "minigrad_bn_output", options=_OPTIONS),
+        # sum of dy * w * xhat (w = 1 for the parameter gradients)
+        "dot_xhat": rk(
+            "T dy, T x, float64 m, float64 r, float64 w", "float64 s",
+            "(double)dy * w * (((double)x - m) * r)", "a + b", "s = a", "0",
+            "minigrad_norm_dot_xhat", reduce_type="double", options=_OPTIONS),
+        "weighted_sum": rk(
+            "T dy, float64 w", "float64 s", "(double)dy * w", "a + b", "s = a", "0",
+            "minigrad_norm_weighted_sum", reduce_type="double", options=_OPTIONS),
+        "rstd": ek(
+            "float64 sumsq, float64 count, float64 eps", "float64 var, float64 r",
+            "var = sumsq / count; r = 1.0 / sqrt(var + eps);", "minigrad_norm_rstd",
+            options=_OPTIONS),
+        # pre_bias is added in x's dtype first (a linear layer's bias, rounded
+        # as its own pass would round it)
+        "output": ek(
+            "T x, T pre_bias, float64 m, float64 r, float64 w, float64 b, int32 has_pre_bias, "
+            "int32 relu", "T y",
+            "T xi = has_pre_bias ? (T)(x + pre_bias) : x;"
+            "T t = (T)(((double)xi - m) * r * w + b); y = relu && t <= (T)0 ? (T)0 : t;",
+            "minigrad_norm_output", options=_OPTIONS),
         # dx = r * (dy' - (xhat * mean(dy' xhat) + mean(dy'))), dy' = dy * w, or dy' * r
-        "input_grad": cupy.ElementwiseKernel(
+        "input_grad": ek(
             "T dy, T x, float64 m, float64 r, float64 w, float64 mean_dot, float64 mean_dy, "
             "int32 batch_stats", "T dx",
             "double dyw = (double)dy * w;"
             "if (batch_stats) { double xhat = ((double)x - m) * r;"
             " dx = (T)(r * (dyw - (xhat * mean_dot + mean_dy))); }"
             "else { dx = (T)(dyw * r); }",
-            "minigrad_bn_input_grad", options=_OPTIONS),
+            "minigrad_norm_input_grad", options=_OPTIONS),
     }
 
 
-def _fast(cupy, *arrays):
-    """BatchNorm1d's layout (S == 1), CuPy arrays of one float dtype. With
-    S > 1 (BatchNorm2d) the per-channel sums run over long strided spans, and
-    CuPy's generic reduction kernel, one block per channel, took twice the
-    reference's time on a 512x16x28x28 batch: those stay on the reference."""
+def _fast(cupy, ndim, *arrays):
+    """Non-empty CuPy arrays of one float dtype and shape, of the layout's
+    rank (3: batch norm, 4: group norm)."""
     x = arrays[0]
-    return fusable(cupy, *arrays) and x.ndim == 3 and x.size > 0 and x.shape[2] == 1
+    return fusable(cupy, *arrays) and x.ndim == ndim and x.size > 0
+
+
+def _over_batch_and_last(reduce, shape):
+    """Sum over axis 0 and the last axis of `shape` by `reduce(axis)`. With a
+    long last axis the sum runs in two stages, first along the contiguous
+    last axis (many blocks), then over the batch: CuPy's reduction over
+    both at once gives each output one block, which left BatchNorm2d's few
+    channels on a few of the device's multiprocessors."""
+    last = len(shape) - 1
+    if shape[last] == 1:
+        return reduce((0, last))
+    return reduce(last).sum(axis=0)
 
 
 def install(backend, cupy):
-    """Puts the fused batch-norm kernels in place of the reference ones."""
+    """Puts the fused normalization kernels in place of the reference ones."""
     kernels = functools.partial(_kernels, cupy)
 
-    def channel(a, fill):
-        """(C,) as float64 (1, C, 1), or the scalar `fill` for None."""
-        return fill if a is None else a.astype(cupy.float64, copy=False).reshape(1, -1, 1)
+    def f64(a, shape, fill):
+        """a as float64 reshaped to broadcast over the layout, or `fill` for None."""
+        return fill if a is None else a.astype(cupy.float64, copy=False).reshape(shape)
+
+    def spread(a, like):
+        """a broadcast to like's shape (the reduction kernels take equal shapes)."""
+        return cupy.broadcast_to(a, like.shape)
+
+    def ones(shape):
+        return cupy.ones(shape, dtype=cupy.float64)
+
+    # ---------------------------------------------------------- batch norm
+
+    def per_channel(x):
+        return (1, x.shape[1], 1)
 
     def batch_norm_forward(x, weight, bias, eps, relu=False):
-        if not _fast(cupy, x):
+        if not _fast(cupy, 3, x):
             return _ref.batch_norm_forward(cupy, x, weight, bias, eps, relu)
-        k = kernels()
+        k, c = kernels(), per_channel(x)
         count = x.shape[0] * x.shape[2]
-        mean = x.mean(axis=(0, 2), dtype=cupy.float64)
-        sumsq = k["centered_square"](x, cupy.broadcast_to(mean.reshape(1, -1, 1), x.shape),
-                                     axis=(0, 2))
+        mean = _over_batch_and_last(lambda ax: k["sum"](x, axis=ax), x.shape) / count
+        m = mean.reshape(c)
+        sumsq = _over_batch_and_last(lambda ax: k["centered_square"](x, spread(m, x), axis=ax),
+                                     x.shape)
         var, rstd = k["rstd"](sumsq, np.float64(count), np.float64(eps))
-        y = k["output"](x, mean.reshape(1, -1, 1), rstd.reshape(1, -1, 1),
-                        channel(weight, 1.0), channel(bias, 0.0), np.int32(bool(relu)))
+        y = k["output"](x, x.dtype.type(0), m, rstd.reshape(c), f64(weight, c, 1.0),
+                        f64(bias, c, 0.0), np.int32(0), np.int32(bool(relu)))
         return y, mean.astype(x.dtype), var.astype(x.dtype), rstd.astype(x.dtype)
 
-    def batch_norm_backward(dy, x, mean, rstd, weight, batch_stats):
-        if not _fast(cupy, x, dy):
-            return _ref.batch_norm_backward(cupy, dy, x, mean, rstd, weight, batch_stats)
+    def batch_norm_apply(x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):
+        arrays = (x,) if out is None else (x, out)
+        if not (_fast(cupy, 3, *arrays)
+                and (pre_bias is None or pre_bias.dtype == x.dtype)):
+            return _ref.batch_norm_apply(cupy, x, mean, rstd, weight, bias, relu, pre_bias, out)
+        k, c = kernels(), per_channel(x)
+        pb = x.dtype.type(0) if pre_bias is None else pre_bias.reshape(c)
+        args = (x, pb, f64(mean, c, None), f64(rstd, c, None), f64(weight, c, 1.0),
+                f64(bias, c, 0.0), np.int32(pre_bias is not None), np.int32(bool(relu)))
+        return k["output"](*args) if out is None else k["output"](*args, out)
+
+    def channel_grads(dy, x, m, r, w, shape):
+        """Sums over the batch and the last axis of dy * w * xhat and dy * w,
+        each shaped `shape` (the parameter's broadcast shape)."""
         k = kernels()
+        w = spread(ones(shape) if w is None else w, x)
+        dot = _over_batch_and_last(
+            lambda ax: k["dot_xhat"](dy, x, spread(m, x), spread(r, x), w, axis=ax), x.shape)
+        total = _over_batch_and_last(lambda ax: k["weighted_sum"](dy, w, axis=ax), x.shape)
+        return dot, total
+
+    def batch_norm_backward(dy, x, mean, rstd, weight, batch_stats):
+        if not _fast(cupy, 3, x, dy):
+            return _ref.batch_norm_backward(cupy, dy, x, mean, rstd, weight, batch_stats)
+        k, c = kernels(), per_channel(x)
         count = x.shape[0] * x.shape[2]
-        m, r = channel(mean, None), channel(rstd, None)
-        w = channel(weight, 1.0)
-        need_sums = bool(batch_stats) or weight is not None
-        sum_dy = dy.sum(axis=(0, 2), dtype=cupy.float64) if need_sums else None
-        sum_dot = (k["dot_xhat"](dy, x, cupy.broadcast_to(m, x.shape),
-                                 cupy.broadcast_to(r, x.shape), axis=(0, 2))
-                   if need_sums else None)
+        m, r = f64(mean, c, None), f64(rstd, c, None)
+        w = f64(weight, c, 1.0)
+        if batch_stats or weight is not None:
+            sum_dot, sum_dy = channel_grads(dy, x, m, r, None, c)
         if batch_stats:  # the means of dy' and dy' * xhat, dy' = dy * weight
-            mean_dot = (sum_dot.reshape(1, -1, 1) * w) / count
-            mean_dy = (sum_dy.reshape(1, -1, 1) * w) / count
+            mean_dot = (sum_dot.reshape(c) * w) / count
+            mean_dy = (sum_dy.reshape(c) * w) / count
         else:
             mean_dot = mean_dy = 0.0
         dx = k["input_grad"](dy, x, m, r, w, mean_dot, mean_dy, np.int32(bool(batch_stats)))
@@ -101,7 +156,51 @@ def install(backend, cupy):
             return dx, None, None
         return dx, sum_dot.astype(weight.dtype), sum_dy.astype(weight.dtype)
 
-    for name, fused in (("batch_norm_forward", batch_norm_forward),
-                        ("batch_norm_backward", batch_norm_backward)):
-        setattr(backend, name, fused)
-        backend.compiled[name] = fused
+    # ---------------------------------------------------------- group norm
+
+    def per_group(x):
+        return x.shape[:2] + (1, 1)
+
+    def per_member(x):
+        return (1,) + x.shape[1:3] + (1,)
+
+    def group_norm_forward(x, weight, bias, eps, subtract_mean):
+        if not _fast(cupy, 4, x):
+            return _ref.group_norm_forward(cupy, x, weight, bias, eps, subtract_mean)
+        k, g, gk = kernels(), per_group(x), per_member(x)
+        count = x.shape[2] * x.shape[3]
+        if subtract_mean:
+            mean = k["sum"](x, axis=(2, 3)) / count
+            m = mean.reshape(g)
+        else:
+            mean, m = None, cupy.zeros(g, dtype=cupy.float64)
+        sumsq = k["centered_square"](x, spread(m, x), axis=(2, 3))
+        _, rstd = k["rstd"](sumsq, np.float64(count), np.float64(eps))
+        y = k["output"](x, x.dtype.type(0), m, rstd.reshape(g), f64(weight, gk, 1.0),
+                        f64(bias, gk, 0.0), np.int32(0), np.int32(0))
+        return y, None if mean is None else mean.astype(x.dtype), rstd.astype(x.dtype)
+
+    def group_norm_backward(dy, x, mean, rstd, weight, subtract_mean):
+        if not _fast(cupy, 4, x, dy):
+            return _ref.group_norm_backward(cupy, dy, x, mean, rstd, weight, subtract_mean)
+        k, g, gk = kernels(), per_group(x), per_member(x)
+        count = x.shape[2] * x.shape[3]
+        m = f64(mean, g, None) if subtract_mean else cupy.zeros(g, dtype=cupy.float64)
+        r = f64(rstd, g, None)
+        w = ones(gk) if weight is None else f64(weight, gk, None)
+        # the means over each group of dy' * xhat and dy', dy' = dy * weight
+        mean_dot = k["dot_xhat"](dy, x, spread(m, x), spread(r, x), spread(w, x),
+                                 axis=(2, 3)).reshape(g) / count
+        mean_dy = (k["weighted_sum"](dy, spread(w, x), axis=(2, 3)).reshape(g) / count
+                   if subtract_mean else 0.0)
+        dx = k["input_grad"](dy, x, m, r, w, mean_dot, mean_dy, np.int32(1))
+        if weight is None:
+            return dx, None, None
+        dweight, dbias = channel_grads(dy, x, m, r, None, gk)
+        return (dx, dweight.reshape(weight.shape).astype(weight.dtype),
+                dbias.reshape(weight.shape).astype(weight.dtype))
+
+    for fused in (batch_norm_forward, batch_norm_apply, batch_norm_backward,
+                  group_norm_forward, group_norm_backward):
+        setattr(backend, fused.__name__, fused)
+        backend.compiled[fused.__name__] = fused

@@ -61,10 +61,10 @@ def _gather_at(xp, a, indices):
     return xp.where(inside, out, 0).reshape(indices.shape)
 
 
-def _route_map(g, backend, indices, h, w):
+def _route_map(g, backend, indices, h, w, window):
     """max_pool2d_backward of g as a differentiable op (for create_graph)."""
     def max_pool_route(a):
-        return backend.max_pool2d_backward(a, indices, h, w)
+        return backend.max_pool2d_backward(a, indices, h, w, window=window)
 
     def max_pool_gather(a):
         return _gather_at(backend.xp, a, indices)
@@ -72,19 +72,23 @@ def _route_map(g, backend, indices, h, w):
 
 
 class MaxPool(Op):
-    """y = x at the recorded maxima; `find(array) -> (values, int64 indices)`."""
+    """y = x at the recorded maxima; `find(array) -> (values, int64 indices)`.
+    `window` is find's geometry tuple when its windows are max_pool2d_forward's
+    (the backward kernel may gather with it), else None."""
 
-    def forward(self, x, find, with_indices):
+    def forward(self, x, find, with_indices, window=None):
         y, self.indices = find(x._data)
         self.in_hw = x._data.shape[2:]
+        self.window = window
         return (y, self.indices) if with_indices else y
 
     def backward(self, g, *index_grad):
         backend = self.device.backend
         h, w = self.in_hw
         if is_grad_enabled():
-            return _route_map(g, backend, self.indices, h, w), None, None
-        return _wrap(backend.max_pool2d_backward(g._data, self.indices, h, w), self.device), None, None
+            return _route_map(g, backend, self.indices, h, w, self.window), None, None, None
+        dx = backend.max_pool2d_backward(g._data, self.indices, h, w, window=self.window)
+        return _wrap(dx, self.device), None, None, None
 
     @property
     def name(self):
@@ -100,7 +104,7 @@ def max_pool2d_with(input, params, return_indices=False, op="max_pool2d"):  # no
 
     def find(a):
         return backend.max_pool2d_forward(a, *args)
-    return MaxPool.apply(input, find, return_indices)
+    return MaxPool.apply(input, find, return_indices, args)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,  # noqa: A002
@@ -212,12 +216,13 @@ def adaptive_avg_pool2d(input, output_size):  # noqa: A002
 
 
 def _adaptive_max_find(backend, h, w, oh, ow):
-    """find(array) for MaxPool: equal windows run the max-pool kernel; others
-    take a running maximum over the (few) offsets of the largest window."""
+    """(find(array), window) for MaxPool: equal windows run the max-pool kernel
+    (window is its geometry); others take a running maximum over the (few)
+    offsets of the largest window (window None)."""
     if h % oh == 0 and w % ow == 0:
         kh, kw = h // oh, w // ow
         args = (kh, kw, kh, kw, 0, 0, 1, 1, oh, ow)
-        return lambda a: backend.max_pool2d_forward(a, *args)
+        return (lambda a: backend.max_pool2d_forward(a, *args)), args
     xp = backend.xp
     hs, he = adaptive_bounds(xp, oh, h)
     ws, we = adaptive_bounds(xp, ow, w)
@@ -241,7 +246,7 @@ def _adaptive_max_find(backend, h, w, oh, ow):
                 y = xp.where(take, v, y)
                 idx = xp.where(take, rows[:, None] * w + cols[None, :], idx)
         return y, idx
-    return adaptive_max
+    return adaptive_max, None
 
 
 def adaptive_max_pool2d_with(input, output_size, return_indices=False,  # noqa: A002
@@ -252,8 +257,8 @@ def adaptive_max_pool2d_with(input, output_size, return_indices=False,  # noqa: 
         return with_batch_dim(input, lambda x: adaptive_max_pool2d_with(x, (oh, ow), return_indices, op))
     if oh == 0 or ow == 0:
         raise ValueError(f"{op}: output_size must be positive, got ({oh}, {ow})")
-    find = _adaptive_max_find(input.backend, input.shape[2], input.shape[3], oh, ow)
-    return MaxPool.apply(input, find, return_indices)
+    find, window = _adaptive_max_find(input.backend, input.shape[2], input.shape[3], oh, ow)
+    return MaxPool.apply(input, find, return_indices, window)
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):  # noqa: A002

@@ -6,17 +6,13 @@ import itertools
 import numpy as np
 import pytest
 
-import minigrad as mg
 from minigrad.backend.reference import optim as ref
+from .cuda_arrays import backend
 
 pytestmark = pytest.mark.gpu
 
 STEPS = 6
 TOL = {np.float32: dict(rtol=1e-6, atol=1e-7), np.float64: dict(rtol=1e-13, atol=1e-15)}
-
-
-def _backend():
-    return mg.device("cuda").backend
 
 
 def _trajectory(update, make, dtype, states, steps=STEPS):
@@ -28,12 +24,12 @@ def _trajectory(update, make, dtype, states, steps=STEPS):
     for t in range(1, steps + 1):
         grad = make(rng.standard_normal((33, 7)).astype(dtype)).T  # a strided gradient
         update(param, grad, state, t)
-    host = _backend().to_host
+    host = backend().to_host
     return [host(a) for a in [param] + state]
 
 
 def _compare(fused, reference, dtype, states):
-    got = _trajectory(fused, _backend().from_host, dtype, states)
+    got = _trajectory(fused, backend().from_host, dtype, states)
     want = _trajectory(reference, np.asarray, dtype, states)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, **TOL[dtype])
@@ -44,7 +40,7 @@ def _compare(fused, reference, dtype, states):
     (0.0, 0.0, 0.0, False, False), (0.0, 0.0, 0.01, False, True), (0.9, 0.0, 0.0, False, False),
     (0.9, 0.1, 0.01, False, False), (0.9, 0.0, 0.01, True, True)])
 def test_fused_sgd_matches_reference(dtype, momentum, dampening, weight_decay, nesterov, maximize):
-    be = _backend()
+    be = backend()
     assert "sgd_step" in be.compiled
 
     def run(step_fn):
@@ -62,7 +58,7 @@ def test_fused_sgd_matches_reference(dtype, momentum, dampening, weight_decay, n
                          list(itertools.product([0.0, 0.05], [False, True], [False, True],
                                                 [False, True])))
 def test_fused_adam_matches_reference(dtype, weight_decay, decoupled, amsgrad, maximize):
-    be = _backend()
+    be = backend()
     assert "adam_step" in be.compiled
 
     def run(step_fn):
@@ -76,7 +72,7 @@ def test_fused_adam_matches_reference(dtype, weight_decay, decoupled, amsgrad, m
 
 
 def test_fused_updates_fall_back_for_mixed_dtypes():
-    be = _backend()
+    be = backend()
     param = be.from_host(np.ones(5, np.float32))
     grad = be.from_host(np.full(5, 2.0, np.float64))
     be.sgd_step(param, grad, None, 0.5, 0.0, 0.0, 0.0, False, False, True)

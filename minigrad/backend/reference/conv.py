@@ -181,13 +181,16 @@ def max_pool2d_forward(xp, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     return y, idx
 
 
-def max_pool2d_backward(xp, dy, indices, H, W):
+def max_pool2d_backward(xp, dy, indices, H, W, window=None):
     """Route dy (N, C, oh, ow) to the argmax positions: -> dx (N, C, H, W).
 
     `indices` are those of max_pool2d_forward. Positions chosen by several
     windows receive the sum of their gradients. Indices outside the plane
     (a window that holds no image element, possible with dilation; its
     output is the constant -inf) pass no gradient.
+    `window`, when given, is the pooling geometry (kh, kw, sh, sw, ph, pw,
+    dh, dw, oh, ow) of the forward that made `indices`, which a kernel may
+    use to gather instead of scatter; the result does not depend on it.
     """
     n, c = dy.shape[:2]
     indices = indices.astype(xp.int64, copy=False)
