@@ -55,6 +55,8 @@ def _cases(cupy):
                                           (dy, x, mean, rstd, w, True))
         cases[f"batch_norm apply {tag}"] = ("batch_norm_apply", "norm",
                                             (x, mean, rstd, w, w, True))
+    stats = [arr(512) for _ in range(2)] + [arr(512), arr(512) ** 2]
+    cases["running_stats_update 512"] = ("running_stats_update", "norm", (*stats, 128, 0.1))
     for shape in ((128, 1, 512, 1), (64, 8, 8, 196)):
         x, dy, w = arr(*shape), arr(*shape), arr(*shape[1:3])
         tag = "x".join(map(str, shape))

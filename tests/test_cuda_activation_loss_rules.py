@@ -3,6 +3,8 @@ take (backend/cuda_activation.py, backend/cuda_loss.py), and the Python side
 of their entry points: checked here without a GPU, with numpy playing the
 array module, so that a wrong rule cannot hide behind skipped GPU tests.
 Only the paths that stop before a kernel launch run here."""
+import types
+
 import numpy as np
 import pytest
 
@@ -11,13 +13,23 @@ from minigrad.backend.reference import activation as ref_activation
 from minigrad.backend.reference import loss as ref_loss
 
 
+def _target_check_kernel(*signature, **options):
+    """numpy playing the fused target check (valid rows, bad targets)."""
+    def run(t, ignore, classes):
+        valid = t != ignore
+        return valid, valid & ((t < 0) | (t >= classes))
+    return run
+
+
 @pytest.fixture
 def backend():
     """The reference backend on numpy with the fused entry points installed,
-    numpy standing in for CuPy."""
+    numpy standing in for CuPy (and for the one kernel that checks targets)."""
     be = Backend("standin", np)
+    numpy_as_cupy = types.ModuleType("numpy_as_cupy")
+    numpy_as_cupy.__dict__.update(np.__dict__, ElementwiseKernel=_target_check_kernel)
     cuda_activation.install(be, np)
-    cuda_loss.install(be, np)
+    cuda_loss.install(be, numpy_as_cupy)
     return be
 
 

@@ -34,44 +34,63 @@ def _elementwise_output(env):
     x = env["x"]
     xi = (x + env["pre_bias"]).astype(x.dtype) if env["has_pre_bias"] else x
     t = ((xi.astype(np.float64) - env["m"]) * env["r"] * env["w"] + env["b"]).astype(x.dtype)
-    return np.where(t <= 0, 0, t).astype(x.dtype) if env["relu"] else t
+    return [np.where(t <= 0, 0, t).astype(x.dtype) if env["relu"] else t]
 
 
 def _elementwise_input_grad(env):
     x = env["x"]
     dyw = env["dy"].astype(np.float64) * env["w"]
     if not env["batch_stats"]:
-        return (dyw * env["r"]).astype(x.dtype)
+        return [(dyw * env["r"]).astype(x.dtype)]
     xhat = (x.astype(np.float64) - env["m"]) * env["r"]
-    return (env["r"] * (dyw - (xhat * env["mean_dot"] + env["mean_dy"]))).astype(x.dtype)
+    return [(env["r"] * (dyw - (xhat * env["mean_dot"] + env["mean_dy"]))).astype(x.dtype)]
 
 
-def _elementwise_rstd(env):
+def _elementwise_stats(env):
     var = env["sumsq"] / env["count"]
-    return var, 1.0 / np.sqrt(var + env["eps"])
+    r = 1.0 / np.sqrt(var + env["eps"])
+    dtype = np.asarray(env["like"]).dtype
+    return [r] + [np.asarray(a).astype(dtype) for a in (env["m"], var, r)]
+
+
+def _elementwise_grad_means(env):
+    return [(env[s] * env["w"]) / env["count"] for s in ("sum_dot", "sum_dy")]
+
+
+def _elementwise_running_update(env):
+    return [(env["keep"] * env[r].astype(np.float64)
+             + env["momentum"] * (scale * env[s].astype(np.float64))).astype(env[r].dtype)
+            for r, s, scale in (("running_mean", "mean", 1.0),
+                                ("running_var", "var", env["unbias"]))]
 
 
 _ELEMENTWISE = {"minigrad_norm_output": _elementwise_output,
                 "minigrad_norm_input_grad": _elementwise_input_grad,
-                "minigrad_norm_rstd": _elementwise_rstd}
+                "minigrad_norm_stats": _elementwise_stats,
+                "minigrad_norm_grad_means": _elementwise_grad_means,
+                "minigrad_norm_running_update": _elementwise_running_update}
 
 
 def _elementwise(in_params, out_params, operation, name, **options):
-    names = _names(in_params)
+    """The kernel's numpy formula; output arrays, when given, are written
+    (and read: the running statistics are updated in place)."""
+    ins, outs = _names(in_params), _names(out_params)
 
     def run(*args):
-        result = _ELEMENTWISE[name](dict(zip(names, args)))
-        if len(args) > len(names):  # an output array given
-            args[-1][...] = result
-            return args[-1]
-        return result
+        given = args[len(ins):]
+        results = _ELEMENTWISE[name](dict(zip(ins + outs, args)))
+        for out, value in zip(given, results):
+            out[...] = value
+        if given:
+            return given[0] if len(given) == 1 else given
+        return results[0] if len(results) == 1 else tuple(results)
     return run
 
 
 @pytest.fixture(scope="module")
 def fused():
     fake_cupy = types.ModuleType("numpy_as_cupy")
-    fake_cupy.__dict__.update(ndarray=np.ndarray, float64=np.float64, ones=np.ones,
+    fake_cupy.__dict__.update(ndarray=np.ndarray, float64=np.float64, ones=np.ones, empty=np.empty,
                               zeros=np.zeros, broadcast_to=np.broadcast_to,
                               ReductionKernel=_reduction, ElementwiseKernel=_elementwise)
     backend = types.SimpleNamespace(compiled={})
@@ -113,7 +132,7 @@ def test_batch_norm_host_side_matches_reference(fused, dtype, shape, affine):
         _assert_matches(fused.batch_norm_backward(dy, x, mean, rstd, w, batch_stats),
                         ref.batch_norm_backward(np, dy, x, mean, rstd, w, batch_stats), dtype)
     pre_bias = np.linspace(-1, 1, shape[1]).astype(dtype)
-    for relu, pb in ((False, None), (True, pre_bias)):
+    for relu, pb in ((False, None), (True, pre_bias)):  # pre_bias: a linear layer's bias
         want = ref.batch_norm_apply(np, x, mean, rstd, w, b, relu, pb)
         _assert_matches([fused.batch_norm_apply(x, mean, rstd, w, b, relu, pb)], [want], dtype)
         out = x.copy()
@@ -132,3 +151,14 @@ def test_group_norm_host_side_matches_reference(fused, dtype, shape, affine, sub
     _, mean, rstd = ref.group_norm_forward(np, x, w, b, 1e-5, subtract_mean)
     _assert_matches(fused.group_norm_backward(dy, x, mean, rstd, w, subtract_mean),
                     ref.group_norm_backward(np, dy, x, mean, rstd, w, subtract_mean), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_running_stats_update_host_side_matches_reference(fused, dtype):
+    rng = np.random.default_rng(1)
+    mean, var = rng.standard_normal(6).astype(dtype), rng.random(6).astype(dtype)
+    got = [rng.standard_normal(6).astype(dtype), rng.random(6).astype(dtype)]
+    want = [a.copy() for a in got]
+    fused.running_stats_update(*got, mean, var, 10, 0.1)
+    ref.running_stats_update(np, *want, mean, var, 10, 0.1)
+    _assert_matches(got, want, dtype)

@@ -198,6 +198,16 @@ def _kernels(cupy):
     return {(k, d): module.get_function(_expression(k, d)) for k in _KERNELS for d in _CTYPES}
 
 
+@functools.lru_cache(maxsize=None)
+def _target_check(cupy):
+    """One pass over the targets: which rows count, and which are neither a
+    class nor ignore_index (the reference's check_targets takes six)."""
+    return cupy.ElementwiseKernel(
+        "I t, int64 ignore, int64 classes", "bool valid, bool bad",
+        "valid = t != ignore; bad = valid && (t < 0 || t >= classes);",
+        "minigrad_ce_targets")
+
+
 def block_threads(width):
     """Threads per row's block: a multiple of 32 (the reductions need whole
     warps), no more than the row has columns past one warp, at most _MAX_THREADS."""
@@ -268,8 +278,13 @@ def install(backend, cupy):
         (the logits, never read, when weight is None)."""
         _ref.check_shapes(logits, target, weight)
         z = cupy.ascontiguousarray(logits)
-        valid = cupy.ascontiguousarray(
-            _ref.check_targets(cupy, target, z.shape[1], ignore_index), dtype=cupy.bool_)
+        if -2**63 <= ignore_index < 2**63:
+            valid, bad = _target_check(cupy)(target, np.int64(ignore_index), np.int64(z.shape[1]))
+            if bool(bad.any()):  # the reference's check names the first bad target
+                _ref.check_targets(cupy, target, z.shape[1], ignore_index)
+        else:
+            valid = cupy.ascontiguousarray(
+                _ref.check_targets(cupy, target, z.shape[1], ignore_index), dtype=cupy.bool_)
         t = cupy.ascontiguousarray(target, dtype=cupy.int64)
         w = z if weight is None else cupy.ascontiguousarray(weight)
         return z, t, valid, w, np.int32(weight is not None)

@@ -1,9 +1,10 @@
 """Fused normalization on CUDA, for both layouts of reference/norm.py:
 batch norm (N, C, S) training forward, evaluation apply and backward, and
 group norm (N, G, K, S: GroupNorm, LayerNorm, InstanceNorm, RMSNorm) forward
-and backward. CuPy reductions make the sums, one elementwise kernel the
-output or the input gradient, where the reference run on CuPy makes a dozen
-or more array operations, each a kernel launch.
+and backward; and the update of both running statistics in one kernel.
+CuPy reductions make the sums, one elementwise kernel the output or the
+input gradient, where the reference run on CuPy makes a dozen or more array
+operations, each a kernel launch.
 
 Same arithmetic as the reference: float64 throughout, results rounded once
 to x's dtype, relu applied to the rounded output. Sums run in CuPy's
@@ -39,10 +40,28 @@ def _kernels(cupy):
         "weighted_sum": rk(
             "T dy, float64 w", "float64 s", "(double)dy * w", "a + b", "s = a", "0",
             "minigrad_norm_weighted_sum", reduce_type="double", options=_OPTIONS),
-        "rstd": ek(
-            "float64 sumsq, float64 count, float64 eps", "float64 var, float64 r",
-            "var = sumsq / count; r = 1.0 / sqrt(var + eps);", "minigrad_norm_rstd",
-            options=_OPTIONS),
+        # the statistics in float64 for the output kernel, and rounded to
+        # x's dtype (`like` carries it) for the caller, in one launch
+        "stats": ek(
+            "float64 m, float64 sumsq, float64 count, float64 eps, T like",
+            "float64 r, T mean, T var, T rstd",
+            "double v = sumsq / count; r = 1.0 / sqrt(v + eps);"
+            "mean = (T)m; var = (T)v; rstd = (T)r; (void)like;",
+            "minigrad_norm_stats", options=_OPTIONS),
+        # the means of dy' * xhat and dy', dy' = dy * w, from their sums over x
+        "grad_means": ek(
+            "float64 sum_dot, float64 sum_dy, float64 w, float64 count",
+            "float64 mean_dot, float64 mean_dy",
+            "mean_dot = (sum_dot * w) / count; mean_dy = (sum_dy * w) / count;",
+            "minigrad_norm_grad_means", options=_OPTIONS),
+        # r = (1 - momentum) r + momentum (scale s), as reference running_stats_update
+        "running_update": ek(
+            "S mean, S var, float64 keep, float64 momentum, float64 unbias, T like",
+            "T running_mean, T running_var",
+            "running_mean = (T)(keep * (double)running_mean + momentum * (1.0 * (double)mean));"
+            "running_var = (T)(keep * (double)running_var + momentum * (unbias * (double)var));"
+            "(void)like;",
+            "minigrad_norm_running_update", options=_OPTIONS),
         # pre_bias is added in x's dtype first (a linear layer's bias, rounded
         # as its own pass would round it)
         "output": ek(
@@ -97,24 +116,40 @@ def install(backend, cupy):
     def ones(shape):
         return cupy.ones(shape, dtype=cupy.float64)
 
+    def statistics(x, reduce, shape, eps, subtract_mean):
+        """(m, r, mean, var, rstd): the float64 mean (zeros without centering)
+        and rstd shaped `shape` for the output kernel, and mean, var and rstd
+        rounded to x's dtype. reduce(kernel, *operands) sums over the
+        statistics' axes."""
+        k = kernels()
+        count = np.float64(x.size // int(np.prod(shape)))
+        m = (reduce(k["sum"], x).reshape(shape) / count if subtract_mean
+             else cupy.zeros(shape, dtype=cupy.float64))
+        sumsq = reduce(k["centered_square"], x, spread(m, x))
+        # the outputs are given: CuPy takes a type from arrays, not from `like`
+        outs = [cupy.empty(sumsq.shape, dtype) for dtype in (cupy.float64,) + (x.dtype,) * 3]
+        r, mean, var, rstd = k["stats"](m.reshape(sumsq.shape), sumsq, count, np.float64(eps),
+                                        x.dtype.type(0), *outs)
+        return m, r.reshape(shape), mean, var, rstd
+
     # ---------------------------------------------------------- batch norm
 
     def per_channel(x):
         return (1, x.shape[1], 1)
 
+    def over_channels(x):
+        """reduce(kernel, *operands) for statistics(): sums per channel."""
+        return lambda kernel, *ops: _over_batch_and_last(lambda ax: kernel(*ops, axis=ax),
+                                                         x.shape)
+
     def batch_norm_forward(x, weight, bias, eps, relu=False):
         if not _fast(cupy, 3, x):
             return _ref.batch_norm_forward(cupy, x, weight, bias, eps, relu)
-        k, c = kernels(), per_channel(x)
-        count = x.shape[0] * x.shape[2]
-        mean = _over_batch_and_last(lambda ax: k["sum"](x, axis=ax), x.shape) / count
-        m = mean.reshape(c)
-        sumsq = _over_batch_and_last(lambda ax: k["centered_square"](x, spread(m, x), axis=ax),
-                                     x.shape)
-        var, rstd = k["rstd"](sumsq, np.float64(count), np.float64(eps))
-        y = k["output"](x, x.dtype.type(0), m, rstd.reshape(c), f64(weight, c, 1.0),
-                        f64(bias, c, 0.0), np.int32(0), np.int32(bool(relu)))
-        return y, mean.astype(x.dtype), var.astype(x.dtype), rstd.astype(x.dtype)
+        c = per_channel(x)
+        m, r, mean, var, rstd = statistics(x, over_channels(x), c, eps, True)
+        y = kernels()["output"](x, x.dtype.type(0), m, r, f64(weight, c, 1.0), f64(bias, c, 0.0),
+                                np.int32(0), np.int32(bool(relu)))
+        return y, mean, var, rstd
 
     def batch_norm_apply(x, mean, rstd, weight, bias, relu=False, pre_bias=None, out=None):
         arrays = (x,) if out is None else (x, out)
@@ -146,9 +181,9 @@ def install(backend, cupy):
         w = f64(weight, c, 1.0)
         if batch_stats or weight is not None:
             sum_dot, sum_dy = channel_grads(dy, x, m, r, None, c)
-        if batch_stats:  # the means of dy' and dy' * xhat, dy' = dy * weight
-            mean_dot = (sum_dot.reshape(c) * w) / count
-            mean_dy = (sum_dy.reshape(c) * w) / count
+        if batch_stats:
+            mean_dot, mean_dy = k["grad_means"](sum_dot.reshape(c), sum_dy.reshape(c), w,
+                                                np.float64(count))
         else:
             mean_dot = mean_dy = 0.0
         dx = k["input_grad"](dy, x, m, r, w, mean_dot, mean_dy, np.int32(bool(batch_stats)))
@@ -167,18 +202,12 @@ def install(backend, cupy):
     def group_norm_forward(x, weight, bias, eps, subtract_mean):
         if not _fast(cupy, 4, x):
             return _ref.group_norm_forward(cupy, x, weight, bias, eps, subtract_mean)
-        k, g, gk = kernels(), per_group(x), per_member(x)
-        count = x.shape[2] * x.shape[3]
-        if subtract_mean:
-            mean = k["sum"](x, axis=(2, 3)) / count
-            m = mean.reshape(g)
-        else:
-            mean, m = None, cupy.zeros(g, dtype=cupy.float64)
-        sumsq = k["centered_square"](x, spread(m, x), axis=(2, 3))
-        _, rstd = k["rstd"](sumsq, np.float64(count), np.float64(eps))
-        y = k["output"](x, x.dtype.type(0), m, rstd.reshape(g), f64(weight, gk, 1.0),
-                        f64(bias, gk, 0.0), np.int32(0), np.int32(0))
-        return y, None if mean is None else mean.astype(x.dtype), rstd.astype(x.dtype)
+        g, gk = per_group(x), per_member(x)
+        m, r, mean, _, rstd = statistics(x, lambda kernel, *ops: kernel(*ops, axis=(2, 3)), g,
+                                         eps, subtract_mean)
+        y = kernels()["output"](x, x.dtype.type(0), m, r, f64(weight, gk, 1.0),
+                                f64(bias, gk, 0.0), np.int32(0), np.int32(0))
+        return y, mean if subtract_mean else None, rstd
 
     def group_norm_backward(dy, x, mean, rstd, weight, subtract_mean):
         if not _fast(cupy, 4, x, dy):
@@ -189,10 +218,10 @@ def install(backend, cupy):
         r = f64(rstd, g, None)
         w = ones(gk) if weight is None else f64(weight, gk, None)
         # the means over each group of dy' * xhat and dy', dy' = dy * weight
-        mean_dot = k["dot_xhat"](dy, x, spread(m, x), spread(r, x), spread(w, x),
-                                 axis=(2, 3)).reshape(g) / count
-        mean_dy = (k["weighted_sum"](dy, spread(w, x), axis=(2, 3)).reshape(g) / count
-                   if subtract_mean else 0.0)
+        sum_dot = k["dot_xhat"](dy, x, spread(m, x), spread(r, x), spread(w, x), axis=(2, 3))
+        sum_dy = (k["weighted_sum"](dy, spread(w, x), axis=(2, 3)).reshape(g) if subtract_mean
+                  else np.float64(0.0))
+        mean_dot, mean_dy = k["grad_means"](sum_dot.reshape(g), sum_dy, 1.0, np.float64(count))
         dx = k["input_grad"](dy, x, m, r, w, mean_dot, mean_dy, np.int32(1))
         if weight is None:
             return dx, None, None
@@ -200,7 +229,19 @@ def install(backend, cupy):
         return (dx, dweight.reshape(weight.shape).astype(weight.dtype),
                 dbias.reshape(weight.shape).astype(weight.dtype))
 
+    # ---------------------------------------------------------- running statistics
+
+    def running_stats_update(running_mean, running_var, mean, var, count, momentum):
+        if not (fusable(cupy, running_mean, running_var) and fusable(cupy, mean, var)
+                and mean.shape == running_mean.shape):
+            return _ref.running_stats_update(cupy, running_mean, running_var, mean, var, count,
+                                             momentum)
+        unbias = count / (count - 1)
+        kernels()["running_update"](mean, var, np.float64(1.0 - momentum), np.float64(momentum),
+                                    np.float64(unbias), running_mean.dtype.type(0),
+                                    running_mean, running_var)
+
     for fused in (batch_norm_forward, batch_norm_apply, batch_norm_backward,
-                  group_norm_forward, group_norm_backward):
+                  group_norm_forward, group_norm_backward, running_stats_update):
         setattr(backend, fused.__name__, fused)
         backend.compiled[fused.__name__] = fused

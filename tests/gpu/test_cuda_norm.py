@@ -103,3 +103,16 @@ def test_fused_group_norm_backward_matches_reference(dtype, shape, affine, subtr
                                  subtract_mean)
     want = ref.group_norm_backward(np, dy, x, mean, rstd, w, subtract_mean)
     _assert_matches(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("count, momentum", [(2, 0.1), (1000, 0.01), (7, 1.0)])
+def test_fused_running_stats_update_matches_reference(dtype, count, momentum):
+    be = fused("running_stats_update")
+    rng = np.random.default_rng(count)
+    mean, var = rng.standard_normal(33).astype(dtype), rng.random(33).astype(dtype)
+    running = [rng.standard_normal(33).astype(dtype), rng.random(33).astype(dtype)]
+    on_device = [dev(a) for a in running]
+    be.running_stats_update(*on_device, dev(mean), dev(var), count, momentum)
+    ref.running_stats_update(np, *running, mean, var, count, momentum)
+    _assert_matches([host(a) for a in on_device], running, dtype)
