@@ -49,7 +49,7 @@ def _reference(kind, dtype, x, y=None, dy=None):
     return np.asarray(out).astype(dtype)
 
 
-def _check(got, want, dtype):
+def _assert_close(got, want, dtype):
     got = host(got)
     assert got.dtype == dtype and got.shape == want.shape
     np.testing.assert_allclose(got, want, **TOL[dtype])
@@ -62,7 +62,7 @@ def test_fused_forward_matches_reference(kind, shape, dtype):
     be = fused("activation_forward")
     x = _values(shape, dtype)
     a, b = PARAMS.get(kind, (0.0, 0.0))
-    _check(be.activation_forward(kind, dev(x), a, b), _reference(kind, dtype, x), dtype)
+    _assert_close(be.activation_forward(kind, dev(x), a, b), _reference(kind, dtype, x), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -76,7 +76,7 @@ def test_fused_backward_matches_reference(kind, shape, dtype):
     dy.reshape(-1)[:len(EXTREMES)] = 1.5  # the extremes are x's, not dy's
     a, b = PARAMS.get(kind, (0.0, 0.0))
     got = be.activation_backward(kind, dev(x), dev(y), dev(dy), a, b)
-    _check(got, _reference(kind, dtype, x, y, dy), dtype)
+    _assert_close(got, _reference(kind, dtype, x, y, dy), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -89,9 +89,9 @@ def test_fused_kernels_on_a_dense_sweep(kind, dtype):
     dy = np.ones_like(x)
     a, b = PARAMS.get(kind, (0.0, 0.0))
     y = _reference(kind, dtype, x)
-    _check(be.activation_forward(kind, dev(x), a, b), y, dtype)
-    _check(be.activation_backward(kind, dev(x), dev(y), dev(dy), a, b),
-           _reference(kind, dtype, x, y, dy), dtype)
+    _assert_close(be.activation_forward(kind, dev(x), a, b), y, dtype)
+    _assert_close(be.activation_backward(kind, dev(x), dev(y), dev(dy), a, b),
+                  _reference(kind, dtype, x, y, dy), dtype)
 
 
 @pytest.mark.parametrize("kind", ["leaky_relu", "elu", "softplus", "hardtanh"])
@@ -114,7 +114,7 @@ def test_strided_inputs_take_the_fused_kernels():
     dy = _values((30, 40), np.float64, seed=2)
     y = _reference("gelu", np.float64, x)
     got = be.activation_backward("gelu", dev(x), dev(y), dev(dy))
-    _check(got, _reference("gelu", np.float64, x, y, dy), np.float64)
+    _assert_close(got, _reference("gelu", np.float64, x, y, dy), np.float64)
 
 
 def test_mixed_dtypes_go_to_the_reference():

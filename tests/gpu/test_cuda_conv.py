@@ -88,7 +88,7 @@ def _image(g, dtype, seed=0, ties=False, nan=False):
     return x.astype(dtype)
 
 
-def _same(got, want):
+def _assert_same(got, want):
     got = host(got)
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
@@ -100,7 +100,8 @@ def _same(got, want):
 def test_fused_im2col_matches_reference(g, merged, dtype):
     be = fused("im2col")
     x = _image(g, dtype)
-    _same(be.im2col(dev(x), *_window(g), merged=merged), ref.im2col(np, x, *_window(g), merged))
+    _assert_same(be.im2col(dev(x), *_window(g), merged=merged),
+                 ref.im2col(np, x, *_window(g), merged))
 
 
 @pytest.mark.parametrize("g", ALL_GEOMETRIES, ids=IDS)
@@ -129,15 +130,15 @@ def test_fused_max_pool_forward_and_backward_match_reference(g, case, dtype):
     window = _window(g)
     want_y, want_idx = ref.max_pool2d_forward(np, x, *window)
     y, idx = be.max_pool2d_forward(dev(x), *window)
-    _same(y, want_y)
-    _same(idx, want_idx)
+    _assert_same(y, want_y)
+    _assert_same(idx, want_idx)
     dy = np.random.default_rng(2).standard_normal(want_y.shape).astype(dtype)
     want_dx = ref.max_pool2d_backward(np, dy, want_idx, *g[2:4])
     dx = be.max_pool2d_backward(dev(dy), idx, *g[2:4], window=window)
     if _windows_miss_image(g):  # the reference on CuPy, which scatters with atomics
         np.testing.assert_allclose(host(dx), want_dx, **TOL[dtype])
     else:
-        _same(dx, want_dx)
+        _assert_same(dx, want_dx)
         again = be.max_pool2d_backward(dev(dy), idx, *g[2:4], window=window)
         assert host(again).tobytes() == host(dx).tobytes()
     # without the geometry: the reference on CuPy, same values
@@ -190,17 +191,17 @@ def test_empty_batch_and_integer_inputs_go_to_the_reference(dtype):
     g = (0, 2, 6, 5, 3, 3, 2, 1, 1, 1, 1, 1, True)
     window = _window(g)
     x = np.zeros(g[:4], dtype=dtype)
-    _same(be.im2col(dev(x), *window, merged=True), ref.im2col(np, x, *window, True))
+    _assert_same(be.im2col(dev(x), *window, merged=True), ref.im2col(np, x, *window, True))
     y, idx = be.max_pool2d_forward(dev(x), *window)
-    _same(y, ref.max_pool2d_forward(np, x, *window)[0])
-    _same(be.max_pool2d_backward(y, idx, 6, 5, window=window),
-          ref.max_pool2d_backward(np, host(y), host(idx), 6, 5))
+    _assert_same(y, ref.max_pool2d_forward(np, x, *window)[0])
+    _assert_same(be.max_pool2d_backward(y, idx, 6, 5, window=window),
+                 ref.max_pool2d_backward(np, host(y), host(idx), 6, 5))
     xi = np.arange(2 * 3 * 6 * 5).reshape(2, 3, 6, 5).astype(np.int32)
     g = (2, 3, 6, 5, 3, 3, 2, 1, 1, 1, 1, 1, True)
-    _same(be.im2col(dev(xi), *_window(g)), ref.im2col(np, xi, *_window(g)))
+    _assert_same(be.im2col(dev(xi), *_window(g)), ref.im2col(np, xi, *_window(g)))
     for got, want in zip(be.max_pool2d_forward(dev(xi), *_window(g)),
                          ref.max_pool2d_forward(np, xi, *_window(g))):
-        _same(got, want)
+        _assert_same(got, want)
 
 
 @pytest.mark.parametrize("dtype", [mg.float32, mg.float64])

@@ -24,7 +24,7 @@ def _f64(a):
     return None if a is None else np.asarray(a, np.float64)
 
 
-def _check(got, want, dtype):
+def _assert_close(got, want, dtype):
     got = host(got)
     want = np.asarray(want).astype(dtype)
     assert got.dtype == dtype and got.shape == want.shape
@@ -44,7 +44,7 @@ def _logits(shape, dtype, seed=0, extreme=False):
     return x.astype(dtype)
 
 
-def _same_as_reference_on_cupy(got, reference, *args):
+def _assert_same_as_reference_on_cupy(got, reference, *args):
     """The reference path (softmax over another axis) gives the reference's
     own result, which in float32 is not correctly rounded."""
     np.testing.assert_array_equal(host(got), host(reference(backend().xp, *args)))
@@ -66,9 +66,9 @@ def test_softmax_forward_matches_reference(dim, shape, log, dtype):
     x = _logits(shape, dtype, extreme=True)
     got = be.softmax_forward(dev(x), dim, log)
     if dim == 0:
-        _same_as_reference_on_cupy(got, ref.softmax_forward, dev(x), dim, log)
+        _assert_same_as_reference_on_cupy(got, ref.softmax_forward, dev(x), dim, log)
     else:
-        _check(got, ref.softmax_forward(np, _f64(x), dim, log), dtype)
+        _assert_close(got, ref.softmax_forward(np, _f64(x), dim, log), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -81,9 +81,9 @@ def test_softmax_backward_matches_reference(dim, shape, log, dtype):
     g = _logits(shape, dtype, seed=1)
     got = be.softmax_backward(dev(y), dev(g), dim, log)
     if dim == 0:
-        _same_as_reference_on_cupy(got, ref.softmax_backward, dev(y), dev(g), dim, log)
+        _assert_same_as_reference_on_cupy(got, ref.softmax_backward, dev(y), dev(g), dim, log)
     else:
-        _check(got, ref.softmax_backward(np, _f64(y), _f64(g), dim, log), dtype)
+        _assert_close(got, ref.softmax_backward(np, _f64(y), _f64(g), dim, log), dtype)
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
@@ -95,7 +95,7 @@ def test_softmax_backward_takes_a_broadcast_gradient(log):
     g = backend().xp.broadcast_to(dev(g_row), (4, 9))
     got = be.softmax_backward(dev(y), g, -1, log)
     want = ref.softmax_backward(np, y, np.broadcast_to(g_row, (4, 9)), -1, log)
-    _check(got, want, np.float64)
+    _assert_close(got, want, np.float64)
 
 
 @pytest.mark.parametrize("shape,dim", [((), 0), ((), -1), ((0, 5), -1), ((3, 0), -1)],
@@ -142,8 +142,8 @@ def test_cross_entropy_forward_matches_reference(shape, weighted, eps, dtype):
     logits, target, weight = _ce_case(shape, dtype, weighted)
     losses, lse = be.cross_entropy_forward(dev(logits), dev(target), dev(weight), IGNORE, eps)
     want_losses, want_lse = _ce_reference(logits, target, weight, eps)
-    _check(losses, want_losses, dtype)
-    _check(lse, want_lse, dtype)
+    _assert_close(losses, want_losses, dtype)
+    _assert_close(lse, want_lse, dtype)
     assert np.all(host(losses)[target == IGNORE] == 0)
 
 
@@ -160,7 +160,7 @@ def test_cross_entropy_backward_matches_reference(shape, weighted, eps, dtype):
                                     dev(lse), dev(dlosses))
     want = ref.cross_entropy_backward(np, _f64(logits), target, _f64(weight), IGNORE, eps,
                                       _f64(lse), _f64(dlosses))
-    _check(got, want, dtype)
+    _assert_close(got, want, dtype)
     assert np.all(host(got)[target == IGNORE] == 0)
 
 
@@ -174,12 +174,12 @@ def test_cross_entropy_takes_any_integer_targets_and_strided_logits(target_dtype
     t_dev = dev(target)
     losses, lse = be.cross_entropy_forward(strided, t_dev, None, 255, 0.1)
     want_losses, want_lse = ref.cross_entropy_forward(np, logits, target, None, 255, 0.1)
-    _check(losses, want_losses, np.float64)
-    _check(lse, want_lse, np.float64)
+    _assert_close(losses, want_losses, np.float64)
+    _assert_close(lse, want_lse, np.float64)
     dlosses = np.linspace(0.5, 1.5, 7)
     got = be.cross_entropy_backward(strided, t_dev, None, 255, 0.1, lse, dev(dlosses))
     want = ref.cross_entropy_backward(np, logits, target, None, 255, 0.1, want_lse, dlosses)
-    _check(got, want, np.float64)
+    _assert_close(got, want, np.float64)
 
 
 def test_cross_entropy_weight_of_another_dtype_goes_to_the_reference():
