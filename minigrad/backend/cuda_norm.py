@@ -41,12 +41,13 @@ def _kernels(cupy):
             "T dy, float64 w", "float64 s", "(double)dy * w", "a + b", "s = a", "0",
             "minigrad_norm_weighted_sum", reduce_type="double", options=_OPTIONS),
         # the statistics in float64 for the output kernel, and rounded to
-        # x's dtype (`like` carries it) for the caller, in one launch
+        # x's dtype for the caller, in one launch. T comes from the output
+        # arrays the caller gives: CuPy types placeholders from arrays only
         "stats": ek(
-            "float64 m, float64 sumsq, float64 count, float64 eps, T like",
+            "float64 m, float64 sumsq, float64 count, float64 eps",
             "float64 r, T mean, T var, T rstd",
             "double v = sumsq / count; r = 1.0 / sqrt(v + eps);"
-            "mean = (T)m; var = (T)v; rstd = (T)r; (void)like;",
+            "mean = (T)m; var = (T)v; rstd = (T)r;",
             "minigrad_norm_stats", options=_OPTIONS),
         # the means of dy' * xhat and dy', dy' = dy * w, from their sums over x
         "grad_means": ek(
@@ -56,11 +57,10 @@ def _kernels(cupy):
             "minigrad_norm_grad_means", options=_OPTIONS),
         # r = (1 - momentum) r + momentum (scale s), as reference running_stats_update
         "running_update": ek(
-            "S mean, S var, float64 keep, float64 momentum, float64 unbias, T like",
+            "S mean, S var, float64 keep, float64 momentum, float64 unbias",
             "T running_mean, T running_var",
             "running_mean = (T)(keep * (double)running_mean + momentum * (1.0 * (double)mean));"
-            "running_var = (T)(keep * (double)running_var + momentum * (unbias * (double)var));"
-            "(void)like;",
+            "running_var = (T)(keep * (double)running_var + momentum * (unbias * (double)var));",
             "minigrad_norm_running_update", options=_OPTIONS),
         # pre_bias is added in x's dtype first (a linear layer's bias, rounded
         # as its own pass would round it)
@@ -126,10 +126,9 @@ def install(backend, cupy):
         m = (reduce(k["sum"], x).reshape(shape) / count if subtract_mean
              else cupy.zeros(shape, dtype=cupy.float64))
         sumsq = reduce(k["centered_square"], x, spread(m, x))
-        # the outputs are given: CuPy takes a type from arrays, not from `like`
         outs = [cupy.empty(sumsq.shape, dtype) for dtype in (cupy.float64,) + (x.dtype,) * 3]
         r, mean, var, rstd = k["stats"](m.reshape(sumsq.shape), sumsq, count, np.float64(eps),
-                                        x.dtype.type(0), *outs)
+                                        *outs)
         return m, r.reshape(shape), mean, var, rstd
 
     # ---------------------------------------------------------- batch norm
@@ -238,8 +237,7 @@ def install(backend, cupy):
                                              momentum)
         unbias = count / (count - 1)
         kernels()["running_update"](mean, var, np.float64(1.0 - momentum), np.float64(momentum),
-                                    np.float64(unbias), running_mean.dtype.type(0),
-                                    running_mean, running_var)
+                                    np.float64(unbias), running_mean, running_var)
 
     for fused in (batch_norm_forward, batch_norm_apply, batch_norm_backward,
                   group_norm_forward, group_norm_backward, running_stats_update):
