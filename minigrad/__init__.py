@@ -29,6 +29,7 @@ from .tensor import (Tensor, arange, empty, empty_like, eye, from_numpy, full, f
                      zeros, zeros_like)
 
 _blas_pool.install()  # the compiled kernels have loaded the OpenMP runtime
+_blas_pool.install_batched_products()
 
 __version__ = "0.1.0"
 

@@ -15,6 +15,10 @@ kernels load and hands the callback to OpenBLAS. Opt out with
 MINIGRAD_BLAS_POOL=0; a no-op where numpy's BLAS is not an OpenBLAS with
 the callback (for example MKL or Accelerate), where the two pools stay
 separate and idle workers sleep.
+
+`install_batched_products()` hands the compiled products
+(_core/products.pyx) the batched GEMMs of numpy's OpenBLAS, with or without
+the callback.
 """
 import ctypes
 import os
@@ -64,14 +68,19 @@ class _OpenBLAS:
         self.get_threads = get_threads
 
 
-def find_openblas():
-    """numpy's OpenBLAS when it takes a threads callback, else None."""
+def _loaded_openblas_libraries():
+    """(path, ctypes library) of each OpenBLAS numpy has loaded."""
     import numpy  # noqa: F401  (loads numpy's BLAS)
     for path in _loaded_openblas_paths():
         try:
-            library = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+            yield path, ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
         except OSError:
             continue
+
+
+def find_openblas():
+    """numpy's OpenBLAS when it takes a threads callback, else None."""
+    for path, library in _loaded_openblas_libraries():
         set_callback = _symbol(library, "openblas_set_threads_callback_function")
         set_threads = _symbol(library, "openblas_set_num_threads")
         get_threads = _symbol(library, "openblas_get_num_threads")
@@ -119,3 +128,29 @@ def uninstall():
     if library is not None and state["installed"]:
         library.set_callback(None)
         state["installed"] = False
+
+
+def batched_gemm_entries():
+    """Addresses of cblas_sgemm_batch, cblas_dgemm_batch and
+    openblas_get_num_threads in numpy's OpenBLAS, when it is an ILP64 build
+    (the 64-bit integer names numpy's wheels carry) that has them; else None."""
+    for _, library in _loaded_openblas_libraries():
+        get_threads = _symbol(library, "openblas_get_num_threads")
+        for prefix in _PREFIXES:
+            for suffix in ("64_", "_64"):  # ILP64 only: the products pass 64-bit sizes
+                entries = [getattr(library, f"{prefix}cblas_{t}gemm_batch{suffix}", None) for t in "sd"]
+                if None not in entries and get_threads is not None:
+                    return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in entries + [get_threads])
+    return None
+
+
+def install_batched_products():
+    """Lets the compiled products run side by side (see _core/products.pyx);
+    returns whether they can."""
+    try:
+        from ._core import products
+    except ImportError:  # a build without the compiled kernels
+        return False
+    entries = batched_gemm_entries()
+    products.use_openblas_batch(*(entries or (0, 0, 0)))
+    return entries is not None

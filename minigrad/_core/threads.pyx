@@ -29,9 +29,18 @@ cdef extern from *:
 
     typedef struct { mg_blas_job job; void *data; int index, arg; } mg_blas_task;
 
+    /* how deep this thread is in jobs of a handed-over call (see the lock) */
+    static __thread int mg_blas_job_depth = 0;
+
+    static void mg_blas_job_run(mg_blas_job job, int index, void *data, int arg) {
+        mg_blas_job_depth++;
+        job(index, data, arg);
+        mg_blas_job_depth--;
+    }
+
     static void *mg_blas_task_run(void *p) {
         mg_blas_task *t = (mg_blas_task *)p;
-        t->job(t->index, t->data, t->arg);
+        mg_blas_job_run(t->job, t->index, t->data, t->arg);
         return NULL;
     }
 
@@ -52,7 +61,7 @@ cdef extern from *:
             tasks[i] = t;
             started[i] = pthread_create(&ids[i], NULL, mg_blas_task_run, &tasks[i]) == 0;
         }
-        job(0, data, arg);
+        mg_blas_job_run(job, 0, data, arg);
         for (i = 0; i < extra; i++) {
             if (started[i]) pthread_join(ids[i], NULL);
             else mg_blas_task_run(&tasks[i]);
@@ -62,12 +71,9 @@ cdef extern from *:
     /* threaded calls handed over so far: tests see that the callback is used */
     static unsigned long mg_blas_calls = 0;
 
-    static void mg_blas_run_jobs(int sync, mg_blas_job job, int count, size_t size,
-                                 void *data, int arg) {
-        (void)sync;  /* OpenBLAS waits for its jobs: they always run to the end here */
-        __atomic_fetch_add(&mg_blas_calls, 1, __ATOMIC_RELAXED);
+    static void mg_blas_run_call(mg_blas_job job, int count, size_t size, void *data, int arg) {
         if (count <= 1) {
-            if (count == 1) job(0, data, arg);
+            if (count == 1) mg_blas_job_run(job, 0, data, arg);
             return;
         }
     #ifdef _OPENMP
@@ -78,12 +84,33 @@ cdef extern from *:
                 if (t == 0 && n < count)  /* a smaller team: the rest get threads of their own */
                     mg_blas_run_spawned(job, n, count, size, (char *)data, arg);
                 else
-                    job(t, (char *)data + (size_t)t * size, arg);
+                    mg_blas_job_run(job, t, (char *)data + (size_t)t * size, arg);
             }
             return;
         }
     #endif
         mg_blas_run_spawned(job, 1, count, size, (char *)data, arg);
+    }
+
+    /* One call at a time from the threads outside them: OpenBLAS's jobs can
+       take work buffers by the job index they are given (those of its
+       batched GEMM do), and two calls running at once from two Python
+       threads were seen to write into each other's (wrong products beside a
+       batched GEMM). A call from another thread waits for the running one;
+       a call made from inside a job is part of that one and runs at once. */
+    static pthread_mutex_t mg_blas_call_lock = PTHREAD_MUTEX_INITIALIZER;
+
+    static void mg_blas_run_jobs(int sync, mg_blas_job job, int count, size_t size,
+                                 void *data, int arg) {
+        (void)sync;  /* OpenBLAS waits for its jobs: they always run to the end here */
+        __atomic_fetch_add(&mg_blas_calls, 1, __ATOMIC_RELAXED);
+        if (mg_blas_job_depth > 0) {
+            mg_blas_run_call(job, count, size, data, arg);
+            return;
+        }
+        pthread_mutex_lock(&mg_blas_call_lock);
+        mg_blas_run_call(job, count, size, data, arg);
+        pthread_mutex_unlock(&mg_blas_call_lock);
     }
 
     static size_t mg_blas_run_jobs_address(void) { return (size_t)&mg_blas_run_jobs; }

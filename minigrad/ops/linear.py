@@ -58,9 +58,10 @@ class Linear(Op):
         self.x, self.weight, self.lead = x, weight, xd.shape[:-1]
         # rows spelled out: with a zero-size dim, reshape could not infer a -1
         self.rows = math.prod(self.lead)
-        z = xd.reshape(self.rows, xd.shape[-1]) @ wd.T if xd.ndim != 2 else xd @ wd.T
+        backend = self.device.backend
+        z = backend.matmul(xd.reshape(self.rows, xd.shape[-1]) if xd.ndim != 2 else xd, wd.T)
         # bias and relu in one pass over the product (the relu kernel's values)
-        out = self.device.backend.linear_epilogue(z, None if bias is None else bias._data, relu)
+        out = backend.linear_epilogue(z, None if bias is None else bias._data, relu)
         self.out = out if relu else None
         return out.reshape(self.lead + (wd.shape[0],)) if xd.ndim != 2 else out
 
@@ -77,10 +78,16 @@ class Linear(Op):
         x, w, dev, rows = self.x._data, self.weight._data, self.device, self.rows
         g2 = g._data.reshape(rows, w.shape[0])
         # one pass takes g back through the relu and sums it for the bias
-        g2, db = dev.backend.linear_epilogue_backward(self.out, g2, self.out is not None, need_b)
-        dx = _wrap((g2 @ w).reshape(x.shape), dev) if need_x else None
-        dw = _wrap(g2.T @ x.reshape(rows, w.shape[1]), dev) if need_w else None
-        return dx, dw, None if db is None else _wrap(db, dev), None
+        backend = dev.backend
+        g2, db = backend.linear_epilogue_backward(self.out, g2, self.out is not None, need_b)
+        x2 = x.reshape(rows, w.shape[1])
+        if need_x and need_w:  # the same work each: side by side where the backend can
+            dx, dw = backend.matmul_pair(g2, w, g2.T, x2)
+        else:
+            dx = backend.matmul(g2, w) if need_x else None
+            dw = backend.matmul(g2.T, x2) if need_w else None
+        return (None if dx is None else _wrap(dx.reshape(x.shape), dev),
+                None if dw is None else _wrap(dw, dev), None if db is None else _wrap(db, dev), None)
 
     def _composite_backward(self, g, need_x, need_w, need_b):
         # the same formulas with Tensor ops, so create_graph can differentiate them

@@ -24,6 +24,8 @@ class MatMul(Op):
             raise TypeError(f"matmul: expected both operands to have the same dtype, got {a.dtype} "
                             f"and {b.dtype}; convert one with .to(dtype)")
         try:
+            if ad.ndim == 2 and bd.ndim == 2:
+                return self.device.backend.matmul(ad, bd)
             return ad @ bd
         except ValueError:
             raise _matmul_error(a, b) from None
@@ -33,8 +35,14 @@ class MatMul(Op):
         if a.ndim == 2 and b.ndim == 2 and not is_grad_enabled():
             # the usual case on the arrays: four graph ops fewer per product
             gd, dev = g._data, g.device
-            return (_wrap(gd @ b._data.T, dev) if self.edges[0] is not None else None,
-                    _wrap(a._data.T @ gd, dev) if self.edges[1] is not None else None)
+            ad, bd, backend = a._data, b._data, dev.backend
+            need_a, need_b = self.edges[0] is not None, self.edges[1] is not None
+            if need_a and need_b:  # the same work each: side by side where the backend can
+                ga, gb = backend.matmul_pair(gd, bd.T, ad.T, gd)
+            else:
+                ga = backend.matmul(gd, bd.T) if need_a else None
+                gb = backend.matmul(ad.T, gd) if need_b else None
+            return (None if ga is None else _wrap(ga, dev), None if gb is None else _wrap(gb, dev))
         ga = gb = None
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if self.edges[0] is not None else None,

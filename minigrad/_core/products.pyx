@@ -1,0 +1,238 @@
+"""Large matrix products on both threads at once, through OpenBLAS's batched
+GEMM (reference: backend/reference/products.py).
+
+OpenBLAS threads a product by splitting it over its threads, which then wait
+on each other for the panels they pack for one another: on two cores a
+product of a 128-row batch runs about 1.75x faster on two threads than on
+one, where 2x is the ceiling. Its batched GEMM (cblas_?gemm_batch) runs each
+product of a batch whole on one thread instead. So two independent products
+of the same work (a linear layer's dx = g @ W and dW = g.T @ x) run side by
+side with no waiting, and one large product runs as two products, one per
+half of its output rows. A pair gives the bits of OpenBLAS's single-threaded
+products; a split product differs from the whole one in the last bits (as
+OpenBLAS's own results differ with the number of threads), the same on
+every run.
+
+Used where numpy's BLAS is an ILP64 OpenBLAS with the batched entry points
+(numpy's wheels; minigrad._blas_pool hands over their addresses at import)
+and BLAS has two threads or more. Anywhere else, for other dtypes or layouts,
+and for products too small to gain, the reference (numpy's matmul) runs.
+"""
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+import numpy
+
+from minigrad.backend.reference import products as _ref
+
+cnp.import_array()
+
+ctypedef void (*sgemm_batch_t)(int, const int*, const int*, const int64_t*, const int64_t*,
+                               const int64_t*, const float*, const float**, const int64_t*,
+                               const float**, const int64_t*, const float*, float**,
+                               const int64_t*, int64_t, const int64_t*) noexcept nogil
+ctypedef void (*dgemm_batch_t)(int, const int*, const int*, const int64_t*, const int64_t*,
+                               const int64_t*, const double*, const double**, const int64_t*,
+                               const double**, const int64_t*, const double*, double**,
+                               const int64_t*, int64_t, const int64_t*) noexcept nogil
+ctypedef int (*blas_threads_t)() noexcept nogil
+
+cdef sgemm_batch_t _sgemm_batch = NULL
+cdef dgemm_batch_t _dgemm_batch = NULL
+cdef blas_threads_t _blas_threads = NULL
+cdef Py_ssize_t _batched_calls = 0
+
+cdef enum:
+    ROW_MAJOR = 101
+    NO_TRANS = 111
+    TRANS = 112
+
+# Work (M * N * K) each product of a batch needs to run on a thread of its
+# own. Also a floor: OpenBLAS's batched GEMM (0.3.31, numpy 2.4's) crashes on
+# the products of at most 100**3 that it hands to its small-matrix path.
+cdef int64_t SIDE_BY_SIDE_MIN = 1 << 20
+# A product is split into halves of its output rows only where each half
+# keeps this many rows (the kernels work on blocks of 16 rows).
+cdef int64_t SPLIT_ROWS_MIN = 32
+
+
+def use_openblas_batch(size_t sgemm_batch, size_t dgemm_batch, size_t blas_threads):
+    """Takes the addresses of cblas_sgemm_batch, cblas_dgemm_batch (ILP64)
+    and openblas_get_num_threads; zeros stop their use."""
+    global _sgemm_batch, _dgemm_batch, _blas_threads
+    ready = sgemm_batch != 0 and dgemm_batch != 0 and blas_threads != 0
+    _sgemm_batch = <sgemm_batch_t>sgemm_batch if ready else NULL
+    _dgemm_batch = <dgemm_batch_t>dgemm_batch if ready else NULL
+    _blas_threads = <blas_threads_t>blas_threads if ready else NULL
+
+
+def batched_calls():
+    """How many times the batched GEMM has run (tests prove the path ran)."""
+    return _batched_calls
+
+
+cdef struct Batch:
+    int count
+    int ta[2]
+    int tb[2]
+    int64_t m[2]
+    int64_t n[2]
+    int64_t k[2]
+    int64_t lda[2]
+    int64_t ldb[2]
+    int64_t ldc[2]
+    char* a[2]
+    char* b[2]
+    char* c[2]
+
+
+cdef bint _lines(Py_ssize_t item, Py_ssize_t along, Py_ssize_t across, Py_ssize_t lines,
+                 Py_ssize_t width, int64_t* ld) noexcept:
+    """Whether `lines` lines of `width` elements, `along` bytes apart within
+    a line and `across` bytes apart between lines, are a BLAS matrix stored
+    line by line; its leading dimension (elements between lines) in ld."""
+    if along != item and width != 1:
+        return False
+    if lines == 1:
+        ld[0] = width
+        return True
+    if across > 0 and across % item == 0 and across // item >= width:
+        ld[0] = across // item
+        return True
+    return False
+
+
+cdef bint _as_operand(cnp.ndarray x, int* trans, int64_t* ld) noexcept:
+    """x (2-D, checked by the caller) as a BLAS operand: row-major (NO_TRANS)
+    or the transpose of one (TRANS), with its leading dimension. False where
+    its strides fit neither."""
+    cdef Py_ssize_t s = cnp.PyArray_ITEMSIZE(x)
+    cdef Py_ssize_t r = cnp.PyArray_DIM(x, 0), c = cnp.PyArray_DIM(x, 1)
+    cdef Py_ssize_t s0 = cnp.PyArray_STRIDE(x, 0), s1 = cnp.PyArray_STRIDE(x, 1)
+    if _lines(s, s1, s0, r, c, ld):  # rows of c elements
+        trans[0] = NO_TRANS
+        return True
+    if _lines(s, s0, s1, c, r, ld):  # columns of r elements
+        trans[0] = TRANS
+        return True
+    return False
+
+
+cdef int _usable(object a, object b, int typenum) noexcept:
+    """The numpy type of a @ b when both are 2-D native arrays of one float
+    type, matching in their inner dimension, with no empty dimension (a type
+    other than `typenum` when it is given); -1 otherwise."""
+    if not (isinstance(a, numpy.ndarray) and isinstance(b, numpy.ndarray)):
+        return -1
+    cdef cnp.ndarray x = a, y = b
+    cdef int t = cnp.PyArray_TYPE(x)
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        return -1
+    if (cnp.PyArray_TYPE(y) != t or (typenum >= 0 and t != typenum)
+            or cnp.PyArray_NDIM(x) != 2 or cnp.PyArray_NDIM(y) != 2
+            or cnp.PyArray_DIM(x, 1) != cnp.PyArray_DIM(y, 0)
+            or cnp.PyArray_DIM(x, 0) == 0 or cnp.PyArray_DIM(x, 1) == 0
+            or cnp.PyArray_DIM(y, 1) == 0
+            or not (cnp.PyArray_ISALIGNED(x) and cnp.PyArray_ISALIGNED(y))
+            or not (cnp.PyArray_ISNOTSWAPPED(x) and cnp.PyArray_ISNOTSWAPPED(y))):
+        return -1
+    return t
+
+
+cdef bint _add(Batch* batch, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out,
+               Py_ssize_t row0, Py_ssize_t row1) noexcept:
+    """Appends out[row0:row1] = a[row0:row1] @ b; False where a or b is not a
+    BLAS operand."""
+    cdef int i = batch.count
+    if not (_as_operand(a, &batch.ta[i], &batch.lda[i]) and _as_operand(b, &batch.tb[i], &batch.ldb[i])):
+        return False
+    batch.m[i] = row1 - row0
+    batch.n[i] = cnp.PyArray_DIM(b, 1)
+    batch.k[i] = cnp.PyArray_DIM(a, 1)
+    batch.ldc[i] = cnp.PyArray_DIM(out, 1)
+    batch.a[i] = <char*>cnp.PyArray_DATA(a) + row0 * cnp.PyArray_STRIDE(a, 0)
+    batch.b[i] = <char*>cnp.PyArray_DATA(b)
+    batch.c[i] = <char*>cnp.PyArray_DATA(out) + row0 * cnp.PyArray_STRIDE(out, 0)
+    batch.count = i + 1
+    return True
+
+
+cdef void _run(Batch* batch, int typenum) noexcept nogil:
+    """The batch's products, each on one thread (beta 0: out is only written)."""
+    cdef int64_t one_each[2]
+    cdef float salpha[2]
+    cdef float sbeta[2]
+    cdef double dalpha[2]
+    cdef double dbeta[2]
+    cdef int i
+    for i in range(2):
+        one_each[i] = 1
+        salpha[i], sbeta[i], dalpha[i], dbeta[i] = 1.0, 0.0, 1.0, 0.0
+    if typenum == cnp.NPY_FLOAT32:
+        _sgemm_batch(ROW_MAJOR, batch.ta, batch.tb, batch.m, batch.n, batch.k, salpha,
+                     <const float**>batch.a, batch.lda, <const float**>batch.b, batch.ldb,
+                     sbeta, <float**>batch.c, batch.ldc, batch.count, one_each)
+    else:
+        _dgemm_batch(ROW_MAJOR, batch.ta, batch.tb, batch.m, batch.n, batch.k, dalpha,
+                     <const double**>batch.a, batch.lda, <const double**>batch.b, batch.ldb,
+                     dbeta, <double**>batch.c, batch.ldc, batch.count, one_each)
+
+
+cdef inline bint _side_by_side_ready() noexcept:
+    return _sgemm_batch != NULL and _blas_threads() >= 2
+
+
+cdef inline int64_t _work(cnp.ndarray a, cnp.ndarray b) noexcept:
+    return <int64_t>cnp.PyArray_DIM(a, 0) * cnp.PyArray_DIM(a, 1) * cnp.PyArray_DIM(b, 1)
+
+
+cdef object _empty(cnp.ndarray a, cnp.ndarray b, int typenum):
+    cdef cnp.npy_intp dims[2]
+    dims[0] = cnp.PyArray_DIM(a, 0)
+    dims[1] = cnp.PyArray_DIM(b, 1)
+    return cnp.PyArray_EMPTY(2, dims, typenum, 0)
+
+
+def matmul(a, b):
+    """a @ b; a large one as two halves of its output rows, side by side."""
+    global _batched_calls
+    cdef int t = _usable(a, b, -1)
+    if t < 0 or not _side_by_side_ready():
+        return _ref.matmul(numpy, a, b)
+    cdef cnp.ndarray x = a, y = b
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
+    # the first half a whole number of the kernels' 16-row blocks
+    cdef Py_ssize_t half = (rows // 2 + 15) // 16 * 16
+    cdef int64_t row_work = _work(x, y) // rows
+    if rows - half < SPLIT_ROWS_MIN or (rows - half) * row_work < SIDE_BY_SIDE_MIN:
+        return _ref.matmul(numpy, a, b)
+    cdef cnp.ndarray out = _empty(x, y, t)
+    cdef Batch batch
+    batch.count = 0
+    if not (_add(&batch, x, y, out, 0, half) and _add(&batch, x, y, out, half, rows)):
+        return _ref.matmul(numpy, a, b)
+    with nogil:
+        _run(&batch, t)
+    _batched_calls += 1
+    return out
+
+
+def matmul_pair(a1, b1, a2, b2):
+    """(a1 @ b1, a2 @ b2), side by side when both are large."""
+    global _batched_calls
+    cdef int t = _usable(a1, b1, -1)
+    if t < 0 or _usable(a2, b2, t) < 0 or not _side_by_side_ready():
+        return _ref.matmul_pair(numpy, a1, b1, a2, b2)
+    cdef cnp.ndarray x1 = a1, y1 = b1, x2 = a2, y2 = b2
+    if _work(x1, y1) < SIDE_BY_SIDE_MIN or _work(x2, y2) < SIDE_BY_SIDE_MIN:
+        return _ref.matmul_pair(numpy, a1, b1, a2, b2)
+    cdef cnp.ndarray out1 = _empty(x1, y1, t), out2 = _empty(x2, y2, t)
+    cdef Batch batch
+    batch.count = 0
+    if not (_add(&batch, x1, y1, out1, 0, cnp.PyArray_DIM(x1, 0))
+            and _add(&batch, x2, y2, out2, 0, cnp.PyArray_DIM(x2, 0))):
+        return _ref.matmul_pair(numpy, a1, b1, a2, b2)
+    with nogil:
+        _run(&batch, t)
+    _batched_calls += 1
+    return out1, out2

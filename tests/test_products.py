@@ -1,0 +1,217 @@
+"""The compiled matrix products (_core/products.pyx) against the reference's
+plain matmul: every layout BLAS takes, the layouts and types it does not
+(which must fall back, not fail), the work floor under which OpenBLAS's
+batched GEMM must never be called, and the layers that use them."""
+import threading
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import _blas_pool
+from minigrad.backend.reference import products as ref
+
+products = pytest.importorskip("minigrad._core.products", reason="a build without the compiled kernels")
+
+batched = pytest.mark.skipif(_blas_pool.batched_gemm_entries() is None,
+                             reason="numpy's BLAS is not an ILP64 OpenBLAS with batched GEMM")
+
+
+def _matrix(rng, rows, cols, dtype, layout):
+    """A (rows, cols) array: C order, the transpose of a C array, or either of
+    those as a view into a wider array (leading dimension above the width)."""
+    if layout == "c":
+        return rng.standard_normal((rows, cols)).astype(dtype)
+    if layout == "t":
+        return rng.standard_normal((cols, rows)).astype(dtype).T
+    if layout == "c_view":
+        return rng.standard_normal((rows, cols + 5)).astype(dtype)[:, 2:cols + 2]
+    if layout == "t_view":
+        return rng.standard_normal((cols, rows + 7)).astype(dtype)[:, 3:rows + 3].T
+    raise ValueError(layout)
+
+
+def _close(got, a, b):
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-4 if a.dtype == np.float32 else 1e-12
+    assert got.dtype == a.dtype and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(a.shape[1]))
+
+
+@pytest.fixture
+def two_blas_threads():
+    before = mg.get_num_threads()
+    mg.set_num_threads(2)
+    yield
+    mg.set_num_threads(before)
+
+
+LAYOUTS = ["c", "t", "c_view", "t_view"]
+# (M, K, N): the mlp's products, odd sizes, rows just enough to split, and
+# rows too few to split
+SHAPES = [(128, 784, 512), (512, 128, 784), (128, 256, 512), (233, 444, 499),
+          (65, 300, 700), (1000, 37, 90), (40, 900, 800)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("a_layout", LAYOUTS)
+@pytest.mark.parametrize("b_layout", LAYOUTS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_matmul_and_pair_match_the_float64_product(two_blas_threads, shape, a_layout, b_layout, dtype):
+    m, k, n = shape
+    rng = np.random.default_rng(m * k + n)
+    a, b = _matrix(rng, m, k, dtype, a_layout), _matrix(rng, k, n, dtype, b_layout)
+    c, d = _matrix(rng, n, k, dtype, b_layout), _matrix(rng, k, m, dtype, a_layout)
+    _close(products.matmul(a, b), a, b)
+    p1, p2 = products.matmul_pair(a, b, c, d)
+    _close(p1, a, b)
+    _close(p2, c, d)
+
+
+@batched
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_pair_gives_the_bits_of_single_threaded_products(dtype):
+    rng = np.random.default_rng(1)
+    g, w, x = (rng.standard_normal(s).astype(dtype) for s in ((128, 256), (256, 512), (128, 512)))
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(2)
+        calls = products.batched_calls()
+        dx, dw = products.matmul_pair(g, w, g.T, x)
+        assert products.batched_calls() == calls + 1
+        mg.set_num_threads(1)  # OpenBLAS's own single-threaded products
+        np.testing.assert_array_equal(dx, g @ w)
+        np.testing.assert_array_equal(dw, g.T @ x)
+    finally:
+        mg.set_num_threads(before)
+
+
+@batched
+def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(two_blas_threads):
+    rng = np.random.default_rng(2)
+    x, w, g = (rng.standard_normal(s).astype(np.float32) for s in ((128, 784), (512, 784), (128, 512)))
+    calls = products.batched_calls()
+    first = products.matmul(x, w.T)
+    pair = products.matmul_pair(g, w, g.T, x)
+    assert products.batched_calls() == calls + 2
+    for _ in range(3):
+        np.testing.assert_array_equal(products.matmul(x, w.T), first)
+        for got, want in zip(products.matmul_pair(g, w, g.T, x), pair):
+            np.testing.assert_array_equal(got, want)
+
+
+@batched
+@pytest.mark.parametrize("shape, whole_too", [
+    ((128, 10, 256), True), ((125, 64, 125), True), ((10, 128, 256), True),
+    # halves of 48 and 18 rows: the second under the floor (the whole is above)
+    ((66, 179, 248), False), ((69, 132, 240), False)], ids=str)
+def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_threads, shape, whole_too):
+    # OpenBLAS's batched GEMM crashes the process on these (its small-matrix
+    # path): each product, and each half of a split one, must stay above
+    m, k, n = shape
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
+    calls = products.batched_calls()
+    _close(products.matmul(a, b), a, b)
+    if whole_too:
+        p1, p2 = products.matmul_pair(a, b, a, b)
+        _close(p1, a, b)
+        _close(p2, a, b)
+    assert products.batched_calls() == calls
+
+
+@batched
+def test_one_blas_thread_runs_the_plain_products():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((256, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(1)
+        calls = products.batched_calls()
+        np.testing.assert_array_equal(products.matmul(a, b), a @ b)
+        np.testing.assert_array_equal(products.matmul_pair(a, b, a, b)[1], a @ b)
+        assert products.batched_calls() == calls
+    finally:
+        mg.set_num_threads(before)
+
+
+def _strided(rng):
+    return rng.standard_normal((512, 1024)).astype(np.float32)[::2, ::2]  # no unit stride
+
+
+@pytest.mark.parametrize("operands", [
+    lambda r: (r.standard_normal((300, 400)), r.standard_normal((400, 300)).astype(np.float32)),
+    lambda r: (r.integers(-3, 3, (300, 400)), r.integers(-3, 3, (400, 300))),
+    lambda r: (_strided(r), r.standard_normal((512, 300)).astype(np.float32)),
+    lambda r: (r.standard_normal((300, 400)).astype(">f8"), r.standard_normal((400, 300)).astype(">f8")),
+    lambda r: (r.standard_normal((0, 400)).astype(np.float32), r.standard_normal((400, 300)).astype(np.float32)),
+    lambda r: (r.standard_normal((300, 0)).astype(np.float32), r.standard_normal((0, 300)).astype(np.float32)),
+    lambda r: (r.standard_normal((2, 300, 400)).astype(np.float32), r.standard_normal((400, 300)).astype(np.float32)),
+], ids=["mixed_dtypes", "integers", "no_unit_stride", "byte_swapped", "empty_rows", "empty_inner", "3d"])
+def test_other_operands_get_the_reference_result(two_blas_threads, operands):
+    a, b = operands(np.random.default_rng(5))
+    want = ref.matmul(np, a, b)
+    got = products.matmul(a, b)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    for got_one in products.matmul_pair(a, b, a, b):
+        np.testing.assert_array_equal(got_one, want)
+
+
+def test_mismatched_shapes_raise_numpys_error():
+    a, b = np.ones((300, 400), np.float32), np.ones((401, 300), np.float32)
+    with pytest.raises(ValueError, match="matmul"):
+        products.matmul(a, b)
+    with pytest.raises(ValueError, match="matmul"):
+        products.matmul_pair(a, a.T, a, b)
+
+
+@pytest.mark.parametrize("beside", ["pairs", "numpy_products"])
+def test_products_from_several_python_threads(two_blas_threads, beside):
+    # threaded BLAS calls from two threads at once once wrote into each
+    # other's work buffers (threads.pyx runs one call at a time)
+    rng = np.random.default_rng(6)
+    g, w, x = (rng.standard_normal(s).astype(np.float32) for s in ((128, 256), (256, 512), (128, 512)))
+    square = rng.standard_normal((512, 512)).astype(np.float32)
+    want = (g.astype(np.float64) @ w, g.T.astype(np.float64) @ x, square.astype(np.float64) @ square)
+    errors = []
+
+    def pairs():
+        for _ in range(40):
+            dx, dw = products.matmul_pair(g, w, g.T, x)
+            np.testing.assert_allclose(dx, want[0], rtol=1e-4, atol=1e-3)
+            np.testing.assert_allclose(dw, want[1], rtol=1e-4, atol=1e-3)
+
+    def numpy_products():
+        for _ in range(40):
+            np.testing.assert_allclose(square @ square, want[2], rtol=1e-4, atol=1e-2)
+
+    def run(work):
+        try:
+            work()
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    workers = [threading.Thread(target=run, args=(w_,)) for w_ in (pairs, pairs, locals()[beside])]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors
+
+
+@batched
+@pytest.mark.parametrize("op", ["linear", "matmul"])
+def test_layers_take_their_gradients_side_by_side(two_blas_threads, op):
+    mg.manual_seed(0)
+    x = mg.randn(128, 512, requires_grad=True)
+    w = mg.randn(256, 512, requires_grad=True)
+    calls = products.batched_calls()
+    y = mg.nn.functional.linear(x, w) if op == "linear" else x @ w.T
+    gy = np.random.default_rng(7).standard_normal((128, 256)).astype(np.float32)
+    y.backward(mg.tensor(gy))
+    assert products.batched_calls() == calls + 2  # the forward product and the pair
+    xd, wd = x.detach().numpy().astype(np.float64), w.detach().numpy().astype(np.float64)
+    np.testing.assert_allclose(y.detach().numpy(), xd @ wd.T, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(x.grad.numpy(), gy @ wd, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(w.grad.numpy(), gy.T @ xd, rtol=1e-4, atol=1e-3)
