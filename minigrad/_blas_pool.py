@@ -22,6 +22,7 @@ the callback.
 """
 import ctypes
 import os
+import warnings
 
 # How long an idle OpenMP worker spins before it sleeps (libgomp's
 # GOMP_SPINCOUNT): long enough to span the Python work between the
@@ -153,4 +154,10 @@ def install_batched_products():
         return False
     entries = batched_gemm_entries()
     products.use_openblas_batch(*(entries or (0, 0, 0)))
+    if entries is not None and not products.batched_gemm_agrees():
+        products.use_openblas_batch(0, 0, 0)
+        warnings.warn("minigrad: the batched GEMM of numpy's OpenBLAS gave other results than its "
+                      "plain products; minigrad's products run one at a time (numpy's matmul)",
+                      RuntimeWarning, stacklevel=2)
+        return False
     return entries is not None

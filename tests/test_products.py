@@ -215,3 +215,29 @@ def test_layers_take_their_gradients_side_by_side(two_blas_threads, op):
     np.testing.assert_allclose(y.detach().numpy(), xd @ wd.T, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(x.grad.numpy(), gy @ wd, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(w.grad.numpy(), gy.T @ xd, rtol=1e-4, atol=1e-3)
+
+
+@batched
+def test_the_batched_gemm_is_checked_against_numpy_at_import(two_blas_threads):
+    calls = products.batched_calls()
+    assert products.batched_gemm_agrees()
+    assert products.batched_calls() == calls + 2  # one batch of each type ran
+
+
+@batched
+def test_a_batched_gemm_that_disagrees_is_not_used(monkeypatch, two_blas_threads):
+    monkeypatch.setattr(products, "batched_gemm_agrees", lambda: False)
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((256, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
+    try:
+        with pytest.warns(RuntimeWarning, match="batched GEMM"):
+            assert _blas_pool.install_batched_products() is False
+        calls = products.batched_calls()
+        _close(products.matmul(a, b), a, b)
+        assert products.batched_calls() == calls
+    finally:
+        monkeypatch.undo()
+        assert _blas_pool.install_batched_products()
+    calls = products.batched_calls()
+    products.matmul(a, b)
+    assert products.batched_calls() == calls + 1
