@@ -121,12 +121,15 @@ def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_thread
 
 
 @batched
-def test_one_blas_thread_runs_the_plain_products():
+@pytest.mark.parametrize("threads", [1, 3])
+def test_other_thread_counts_run_the_plain_products(threads):
+    # one thread has nothing to put side by side; with more than two, two
+    # products would leave threads idle that OpenBLAS's own split would use
     rng = np.random.default_rng(4)
     a, b = rng.standard_normal((256, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
     before = mg.get_num_threads()
     try:
-        mg.set_num_threads(1)
+        mg.set_num_threads(threads)
         calls = products.batched_calls()
         np.testing.assert_array_equal(products.matmul(a, b), a @ b)
         np.testing.assert_array_equal(products.matmul_pair(a, b, a, b)[1], a @ b)

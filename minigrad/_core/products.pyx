@@ -15,7 +15,7 @@ every run.
 
 Used where numpy's BLAS is an ILP64 OpenBLAS with the batched entry points
 (numpy's wheels; minigrad._blas_pool hands over their addresses at import)
-and BLAS has two threads or more. Anywhere else, for other dtypes or layouts,
+and BLAS runs on two threads. Anywhere else, for other dtypes or layouts,
 and for products too small to gain, the reference (numpy's matmul) runs.
 """
 cimport numpy as cnp
@@ -209,7 +209,10 @@ cdef void _run(Batch* batch, int typenum) noexcept nogil:
 
 
 cdef inline bint _side_by_side_ready() noexcept:
-    return _sgemm_batch != NULL and _blas_threads() >= 2
+    # two threads exactly: with more, a pair (or a product's two halves)
+    # would leave the others idle where OpenBLAS would split each product
+    # over all of them
+    return _sgemm_batch != NULL and _blas_threads() == 2
 
 
 cdef inline int64_t _work(cnp.ndarray a, cnp.ndarray b) noexcept:
