@@ -138,6 +138,10 @@ def test_other_thread_counts_run_the_plain_products(threads):
         mg.set_num_threads(before)
 
 
+class _Subclass(np.ndarray):
+    pass
+
+
 def _strided(rng):
     return rng.standard_normal((512, 1024)).astype(np.float32)[::2, ::2]  # no unit stride
 
@@ -150,12 +154,14 @@ def _strided(rng):
     lambda r: (r.standard_normal((0, 400)).astype(np.float32), r.standard_normal((400, 300)).astype(np.float32)),
     lambda r: (r.standard_normal((300, 0)).astype(np.float32), r.standard_normal((0, 300)).astype(np.float32)),
     lambda r: (r.standard_normal((2, 300, 400)).astype(np.float32), r.standard_normal((400, 300)).astype(np.float32)),
-], ids=["mixed_dtypes", "integers", "no_unit_stride", "byte_swapped", "empty_rows", "empty_inner", "3d"])
+    lambda r: (r.standard_normal((300, 400)).view(_Subclass), r.standard_normal((400, 300)).view(_Subclass)),
+], ids=["mixed_dtypes", "integers", "no_unit_stride", "byte_swapped", "empty_rows", "empty_inner", "3d",
+        "subclass"])
 def test_other_operands_get_the_reference_result(two_blas_threads, operands):
     a, b = operands(np.random.default_rng(5))
     want = ref.matmul(np, a, b)
     got = products.matmul(a, b)
-    assert got.dtype == want.dtype and got.shape == want.shape
+    assert type(got) is type(want) and got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
     for got_one in products.matmul_pair(a, b, a, b):
         np.testing.assert_array_equal(got_one, want)

@@ -149,10 +149,10 @@ cdef bint _as_operand(cnp.ndarray x, int* trans, int64_t* ld) noexcept:
 
 
 cdef int _usable(object a, object b, int typenum) noexcept:
-    """The numpy type of a @ b when both are 2-D native arrays of one float
+    """The numpy type of a @ b when both are 2-D native numpy arrays of one float
     type, matching in their inner dimension, with no empty dimension (a type
     other than `typenum` when it is given); -1 otherwise."""
-    if not (isinstance(a, numpy.ndarray) and isinstance(b, numpy.ndarray)):
+    if not (cnp.PyArray_CheckExact(a) and cnp.PyArray_CheckExact(b)):  # (a subclass keeps numpy's)
         return -1
     cdef cnp.ndarray x = a, y = b
     cdef int t = cnp.PyArray_TYPE(x)
