@@ -31,7 +31,7 @@ def _matrix(rng, rows, cols, dtype, layout):
     raise ValueError(layout)
 
 
-def _close(got, a, b):
+def _assert_close(got, a, b):
     want = a.astype(np.float64) @ b.astype(np.float64)
     tol = 1e-4 if a.dtype == np.float32 else 1e-12
     assert got.dtype == a.dtype and got.shape == want.shape
@@ -62,10 +62,10 @@ def test_matmul_and_pair_match_the_float64_product(two_blas_threads, shape, a_la
     rng = np.random.default_rng(m * k + n)
     a, b = _matrix(rng, m, k, dtype, a_layout), _matrix(rng, k, n, dtype, b_layout)
     c, d = _matrix(rng, n, k, dtype, b_layout), _matrix(rng, k, m, dtype, a_layout)
-    _close(products.matmul(a, b), a, b)
+    _assert_close(products.matmul(a, b), a, b)
     p1, p2 = products.matmul_pair(a, b, c, d)
-    _close(p1, a, b)
-    _close(p2, c, d)
+    _assert_close(p1, a, b)
+    _assert_close(p2, c, d)
 
 
 @batched
@@ -112,11 +112,11 @@ def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_thread
     rng = np.random.default_rng(3)
     a, b = rng.standard_normal((m, k)).astype(np.float32), rng.standard_normal((k, n)).astype(np.float32)
     calls = products.batched_calls()
-    _close(products.matmul(a, b), a, b)
+    _assert_close(products.matmul(a, b), a, b)
     if whole_too:
         p1, p2 = products.matmul_pair(a, b, a, b)
-        _close(p1, a, b)
-        _close(p2, a, b)
+        _assert_close(p1, a, b)
+        _assert_close(p2, a, b)
     assert products.batched_calls() == calls
 
 
@@ -242,7 +242,7 @@ def test_a_batched_gemm_that_disagrees_is_not_used(monkeypatch, two_blas_threads
         with pytest.warns(RuntimeWarning, match="batched GEMM"):
             assert _blas_pool.install_batched_products() is False
         calls = products.batched_calls()
-        _close(products.matmul(a, b), a, b)
+        _assert_close(products.matmul(a, b), a, b)
         assert products.batched_calls() == calls
     finally:
         monkeypatch.undo()
