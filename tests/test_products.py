@@ -48,10 +48,10 @@ def two_blas_threads():
 
 
 LAYOUTS = ["c", "t", "c_view", "t_view"]
-# (M, K, N): the mlp's products, odd sizes, rows just enough to split, and
-# rows too few to split
+# (M, K, N): the mlp's products, odd sizes, split by rows (M >= N) or by
+# columns (M < N), lines just enough to split, and too few to split
 SHAPES = [(128, 784, 512), (512, 128, 784), (128, 256, 512), (233, 444, 499),
-          (65, 300, 700), (1000, 37, 90), (40, 900, 800)]
+          (65, 300, 700), (1000, 37, 90), (40, 900, 800), (40, 2000, 60), (60, 2000, 40)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -92,11 +92,13 @@ def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(two_blas_th
     rng = np.random.default_rng(2)
     x, w, g = (rng.standard_normal(s).astype(np.float32) for s in ((128, 784), (512, 784), (128, 512)))
     calls = products.batched_calls()
-    first = products.matmul(x, w.T)
+    first = products.matmul(x, w.T)  # split by columns (128 rows, 512 columns)
+    first_t = products.matmul(w, x.T)  # split by rows
     pair = products.matmul_pair(g, w, g.T, x)
-    assert products.batched_calls() == calls + 2
+    assert products.batched_calls() == calls + 3
     for _ in range(3):
         np.testing.assert_array_equal(products.matmul(x, w.T), first)
+        np.testing.assert_array_equal(products.matmul(w, x.T), first_t)
         for got, want in zip(products.matmul_pair(g, w, g.T, x), pair):
             np.testing.assert_array_equal(got, want)
 
@@ -104,8 +106,10 @@ def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(two_blas_th
 @batched
 @pytest.mark.parametrize("shape, whole_too", [
     ((128, 10, 256), True), ((125, 64, 125), True), ((10, 128, 256), True),
-    # halves of 48 and 18 rows: the second under the floor (the whole is above)
-    ((66, 179, 248), False), ((69, 132, 240), False)], ids=str)
+    # the whole above the floor, each half of 64 lines under it
+    ((128, 80, 128), False), ((120, 80, 136), False),
+    # halves of 48 and 18 lines (rows, then columns): the second too thin
+    ((66, 900, 60), False), ((40, 900, 66), False)], ids=str)
 def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_threads, shape, whole_too):
     # OpenBLAS's batched GEMM crashes the process on these (its small-matrix
     # path): each product, and each half of a split one, must stay above

@@ -8,7 +8,7 @@ one, where 2x is the ceiling. Its batched GEMM (cblas_?gemm_batch) runs each
 product of a batch whole on one thread instead. So two independent products
 of the same work (a linear layer's dx = g @ W and dW = g.T @ x) run side by
 side with no waiting, and one large product runs as two products, one per
-half of its output rows. A pair gives the bits of OpenBLAS's single-threaded
+half of its output rows (or columns). A pair gives the bits of OpenBLAS's single-threaded
 products; a split product differs from the whole one in the last bits (as
 OpenBLAS's own results differ with the number of threads), the same on
 every run.
@@ -51,9 +51,9 @@ cdef enum:
 # own. Also a floor: OpenBLAS's batched GEMM (0.3.31, numpy 2.4's) crashes on
 # the products of at most 100**3 that it hands to its small-matrix path.
 cdef int64_t SIDE_BY_SIDE_MIN = 1 << 20
-# A product is split into halves of its output rows only where each half
-# keeps this many rows (the kernels work on blocks of 16 rows).
-cdef int64_t SPLIT_ROWS_MIN = 32
+# A product is split into halves of its output rows (or columns) only where
+# each half keeps this many of them (the kernels work on blocks of 16).
+cdef int64_t SPLIT_LINES_MIN = 32
 
 
 def use_openblas_batch(size_t sgemm_batch, size_t dgemm_batch, size_t blas_threads):
@@ -82,8 +82,8 @@ def batched_gemm_agrees():
         b = rng.standard_normal((96, 112)).astype(dtype)
         out, out_t = numpy.empty((128, 112), dtype), numpy.empty((112, 128), dtype)
         batch.count = 0
-        _add(&batch, a, b, out, 0, 128)
-        _add(&batch, b.T, a.T, out_t, 0, 112)
+        _add(&batch, a, b, out, 0, 128, 0, 112)
+        _add(&batch, b.T, a.T, out_t, 0, 112, 0, 128)
         t = cnp.PyArray_TYPE(<cnp.ndarray>a)
         with nogil:
             _run(&batch, t)
@@ -170,19 +170,20 @@ cdef int _usable(object a, object b, int typenum) noexcept:
 
 
 cdef bint _add(Batch* batch, cnp.ndarray a, cnp.ndarray b, cnp.ndarray out,
-               Py_ssize_t row0, Py_ssize_t row1) noexcept:
-    """Appends out[row0:row1] = a[row0:row1] @ b; False where a or b is not a
-    BLAS operand."""
+               Py_ssize_t row0, Py_ssize_t row1, Py_ssize_t col0, Py_ssize_t col1) noexcept:
+    """Appends out[row0:row1, col0:col1] = a[row0:row1] @ b[:, col0:col1];
+    False where a or b is not a BLAS operand."""
     cdef int i = batch.count
     if not (_as_operand(a, &batch.ta[i], &batch.lda[i]) and _as_operand(b, &batch.tb[i], &batch.ldb[i])):
         return False
     batch.m[i] = row1 - row0
-    batch.n[i] = cnp.PyArray_DIM(b, 1)
+    batch.n[i] = col1 - col0
     batch.k[i] = cnp.PyArray_DIM(a, 1)
     batch.ldc[i] = cnp.PyArray_DIM(out, 1)
     batch.a[i] = <char*>cnp.PyArray_DATA(a) + row0 * cnp.PyArray_STRIDE(a, 0)
-    batch.b[i] = <char*>cnp.PyArray_DATA(b)
-    batch.c[i] = <char*>cnp.PyArray_DATA(out) + row0 * cnp.PyArray_STRIDE(out, 0)
+    batch.b[i] = <char*>cnp.PyArray_DATA(b) + col0 * cnp.PyArray_STRIDE(b, 1)
+    batch.c[i] = (<char*>cnp.PyArray_DATA(out) + row0 * cnp.PyArray_STRIDE(out, 0)
+                  + col0 * cnp.PyArray_STRIDE(out, 1))
     batch.count = i + 1
     return True
 
@@ -227,22 +228,31 @@ cdef object _empty(cnp.ndarray a, cnp.ndarray b, int typenum):
 
 
 def matmul(a, b):
-    """a @ b; a large one as two halves of its output rows, side by side."""
+    """a @ b; a large one as two halves of its output, side by side."""
     global _batched_calls
     cdef int t = _usable(a, b, -1)
     if t < 0 or not _side_by_side_ready():
         return a @ b
     cdef cnp.ndarray x = a, y = b
-    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0)
-    # the first half a whole number of the kernels' 16-row blocks
-    cdef Py_ssize_t half = (rows // 2 + 15) // 16 * 16
-    cdef int64_t row_work = _work(x, y) // rows
-    if rows - half < SPLIT_ROWS_MIN or (rows - half) * row_work < SIDE_BY_SIDE_MIN:
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), cols = cnp.PyArray_DIM(y, 1)
+    # Each half packs its own copy of the operand it shares with the other:
+    # halves of the rows share b (inner x cols), halves of the columns share
+    # a (rows x inner). Split the longer side, so the smaller one is shared.
+    cdef bint by_rows = rows >= cols, ready
+    cdef Py_ssize_t lines = rows if by_rows else cols
+    # the first half a whole number of the kernels' 16-line blocks
+    cdef Py_ssize_t half = (lines // 2 + 15) // 16 * 16
+    cdef int64_t line_work = _work(x, y) // lines
+    if lines - half < SPLIT_LINES_MIN or (lines - half) * line_work < SIDE_BY_SIDE_MIN:
         return a @ b
     cdef cnp.ndarray out = _empty(x, y, t)
     cdef Batch batch
     batch.count = 0
-    if not (_add(&batch, x, y, out, 0, half) and _add(&batch, x, y, out, half, rows)):
+    if by_rows:
+        ready = _add(&batch, x, y, out, 0, half, 0, cols) and _add(&batch, x, y, out, half, rows, 0, cols)
+    else:
+        ready = _add(&batch, x, y, out, 0, rows, 0, half) and _add(&batch, x, y, out, 0, rows, half, cols)
+    if not ready:
         return a @ b
     with nogil:
         _run(&batch, t)
@@ -262,8 +272,8 @@ def matmul_pair(a1, b1, a2, b2):
     cdef cnp.ndarray out1 = _empty(x1, y1, t), out2 = _empty(x2, y2, t)
     cdef Batch batch
     batch.count = 0
-    if not (_add(&batch, x1, y1, out1, 0, cnp.PyArray_DIM(x1, 0))
-            and _add(&batch, x2, y2, out2, 0, cnp.PyArray_DIM(x2, 0))):
+    if not (_add(&batch, x1, y1, out1, 0, cnp.PyArray_DIM(x1, 0), 0, cnp.PyArray_DIM(y1, 1))
+            and _add(&batch, x2, y2, out2, 0, cnp.PyArray_DIM(x2, 0), 0, cnp.PyArray_DIM(y2, 1))):
         return a1 @ b1, a2 @ b2
     with nogil:
         _run(&batch, t)
