@@ -621,11 +621,14 @@ def test_compiled_max_pool_2x2_fast_path(dtype, hw):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,k,n,length", [(32, 144, 8, 196), (5, 7, 3, 11), (9, 3, 2, 1),
-                                          (16, 9, 2, 16), (1, 1, 1, 40), (17, 33, 5, 37)])
+                                          (16, 9, 2, 16), (1, 1, 1, 40), (17, 33, 5, 37),
+                                          (20, 600, 2, 72), (24, 40, 4, 4096)])
 def test_compiled_panel_matmul_matches_reference(dtype, m, k, n, length):
     """Every layout pair; blocks crossing samples (length not a multiple of the
     block), rows past the last full panel, a transposed (strided) A; the first
-    shape is large enough for the threaded path."""
+    shape is large enough for the threaded path. k=600 runs in chunks of B's
+    rows (three, the last partial); length 4096 puts B's rows 16 KB or more
+    apart, in few cache sets, so its blocks are copied before use."""
     rng = np.random.default_rng(m * k + length)
     a = rand(rng, (k, m), dtype).T
     bias = rand(rng, (m,), dtype)
@@ -685,6 +688,21 @@ def test_panel_matmul_reference_is_the_plain_product():
     merged = np.concatenate(list(b), axis=1)
     np.testing.assert_allclose(ref.panel_matmul(np, a, merged, 3, 5, False, False),
                                a @ merged, rtol=1e-14)
+
+
+def test_panel_matmul_takes_blas_for_a_large_a():
+    """Every block of B runs over all of A: past PANEL_A_BYTES (an A that no
+    longer stays in cache) BLAS is faster, and the reference runs."""
+    rng = np.random.default_rng(4)
+    m = 64
+    k = core.PANEL_A_BYTES // (4 * m) + 1
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, 2 * 48)).astype(np.float32)
+    want = ref.panel_matmul(np, a, b, 2, 48, False, True)
+    np.testing.assert_array_equal(core.panel_matmul(a, b, 2, 48, False, True), want)
+    assert_product_close(core.panel_matmul(a, b, 2, 48, False, True, always=True),
+                         lambda a_, b_, bias_: ref.panel_matmul(np, a_, b_, 2, 48, False, True),
+                         a, b, None, k)
 
 
 @pytest.mark.parametrize("case", ["float16", "empty"])

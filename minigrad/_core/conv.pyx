@@ -583,6 +583,7 @@ def col2im(cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False):
 cdef extern from "panelgemm.h":
     int MG_MR
     int MG_NR
+    Py_ssize_t MG_PANEL_SCRATCH(Py_ssize_t M, Py_ssize_t K)
     int mg_panel_gemm_fast()
     ctypedef struct mg_layout:
         Py_ssize_t L, R, S
@@ -597,7 +598,8 @@ cdef extern from "panelgemm.h":
 def _panel_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[::1] b, mg_layout lb,
                real[::1] out, mg_layout lo, bias, Py_ssize_t N, int nt):
     cdef Py_ssize_t t, j0, j1, blocks = (N + MG_NR - 1) // MG_NR
-    cdef real[:, ::1] scratch = np.empty((nt, K * MG_NR), dtype=np.float32 if real is float else np.float64)
+    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)),
+                                         dtype=np.float32 if real is float else np.float64)
     cdef const real[::1] bias_v
     cdef const real* pbias = NULL
     if bias is not None:
@@ -626,15 +628,19 @@ def _pack_panels(a):
 # The panel kernel beats BLAS only on CPUs with AVX-512 (see panelgemm.h);
 # elsewhere panel_matmul is the reference: BLAS and a transposing copy.
 PANEL_KERNEL_FAST = bool(mg_panel_gemm_fast())
+# ... and only while A stays in a core's L2 cache: every block of B runs over
+# all of A (at 1.2 MB, 256 x 1152 floats, BLAS was 1.2-1.3x faster).
+PANEL_A_BYTES = 512 << 10
 
 
 def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None, always=False):
     """See the reference: a (M, K) @ B (+ bias), B and the result either one
-    matrix or one block per sample. `always` (tests) runs the kernel even on
-    a CPU where BLAS is faster."""
+    matrix or one block per sample. `always` (tests) runs the kernel even
+    where BLAS is faster (the CPU, or a large A)."""
     m, k = a.shape
     cols = n * length
-    if not ((PANEL_KERNEL_FAST or always) and _compiled_for(a, b) and a.dtype == b.dtype
+    fits = m * k * a.itemsize <= PANEL_A_BYTES
+    if not (((PANEL_KERNEL_FAST and fits) or always) and _compiled_for(a, b) and a.dtype == b.dtype
             and cols > 0 and m > 0 and k > 0 and (bias is None or bias.dtype == a.dtype)):
         return _ref.panel_matmul(np, a, b, n, length, b_per_sample, out_per_sample, bias)
     b = np.ascontiguousarray(b)
