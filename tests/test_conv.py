@@ -104,12 +104,16 @@ def make_operands(seed, dtype=np.float64, bias=True, requires_grad=True):
 CONFIGS = range(40)
 
 
-@pytest.fixture(params=["per_sample", "one_product", "one_product_one_thread"])
+@pytest.fixture(params=["per_sample", "one_product", "one_product_one_thread", "per_sample_fold"])
 def products(request, monkeypatch):
     """Each way the op can multiply weights and columns: per-sample products
     of strided views, one product over the merged batch, or (on one thread)
-    one product for the weight gradient only."""
+    one product for the weight gradient only; or, on the CPU, the input
+    gradient through backend.conv_input_grad (one group, not 1x1), which
+    folds each sample's columns as soon as they are made."""
     from minigrad.ops import conv as conv_op
+    monkeypatch.setattr(conv_op, "FOLD_PER_SAMPLE_BYTES",
+                        0 if request.param == "per_sample_fold" else 1 << 62)
     if request.param != "per_sample":
         monkeypatch.setattr(conv_op, "_PER_SAMPLE_ROWS", 0)
         threads = 1 if request.param.endswith("one_thread") else 2
@@ -144,6 +148,26 @@ def test_forward_and_gradients_match_direct_loops(seed, products, columns):
     np.testing.assert_allclose(_np(W.grad), dw, rtol=1e-12, atol=1e-12)
     if B is not None:
         np.testing.assert_allclose(_np(B.grad), db, rtol=1e-12, atol=1e-12)
+
+
+def test_large_columns_fold_the_input_gradient_per_sample(monkeypatch):
+    """From FOLD_PER_SAMPLE_BYTES of columns on, the input gradient takes the
+    backend's conv_input_grad (and matches the other path)."""
+    from minigrad.ops import conv as conv_op
+    backend = mg.device("cpu").backend
+    calls = []
+    fused = backend.conv_input_grad
+    monkeypatch.setattr(backend, "conv_input_grad", lambda *a: calls.append(1) or fused(*a))
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((4, 6, 9, 8)), rng.standard_normal((5, 6, 3, 3))
+    grads = []
+    for limit in (1 << 62, 6 * 9 * 4 * 9 * 8 * 8):  # the second: exactly these columns' bytes
+        monkeypatch.setattr(conv_op, "FOLD_PER_SAMPLE_BYTES", limit)
+        X = mg.tensor(x, requires_grad=True)
+        conv2d(X, mg.tensor(w, requires_grad=True), padding=1).sum().backward()
+        grads.append(_np(X.grad))
+    assert len(calls) == 1
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(12))

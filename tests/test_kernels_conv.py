@@ -644,6 +644,35 @@ def test_compiled_panel_matmul_matches_reference(dtype, m, k, n, length):
                     np, a_, b_, n, length, b_per_sample, out_per_sample, bias_), a, b, bb, k)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", list(range(10)) + ["cnn"])
+def test_conv_input_grad_is_col2im_of_each_samples_product(dtype, seed):
+    """Compiled (per sample, folded from cache, threaded for the cnn layer's
+    shape) and reference (one merged product) within the rounding bound of
+    the exact col2im(a @ dy[s]): each pixel sums o products per column
+    entry, then up to kh*kw entries."""
+    if seed == "cnn":
+        g = dict(N=64, C=16, H=14, W=14, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1, oh=14, ow=14)
+        o = 32
+    else:
+        g = random_geometry(900 + seed)
+        o = int(np.random.default_rng(seed).integers(1, 40))
+    rng = np.random.default_rng(17)
+    m = g["C"] * g["kh"] * g["kw"]
+    a = rand(rng, (o, m), dtype).T  # the transposed weight, a strided view as the op passes it
+    dy = rand(rng, (g["N"], o, g["oh"] * g["ow"]), dtype)
+    wide = np.float64 if dtype == np.float32 else np.longdouble
+    geometry = (g["H"], g["W"]) + window_args(g)
+    exact = ref.col2im(np, np.matmul(a.astype(wide), dy.astype(wide)), *geometry)
+    scale = ref.col2im(np, np.matmul(np.abs(a.astype(wide)), np.abs(dy.astype(wide))), *geometry)
+    bound = (o + g["kh"] * g["kw"] + 1) * np.finfo(dtype).eps * scale + np.finfo(dtype).tiny
+    for conv_input_grad in (core.conv_input_grad, lambda *args: ref.conv_input_grad(np, *args)):
+        got = conv_input_grad(a, dy, *geometry)
+        assert got.shape == (g["N"], g["C"], g["H"], g["W"]) and got.dtype == dtype
+        err = np.abs(got.astype(wide) - exact)
+        assert np.all(err <= bound), f"max error {err.max()} exceeds the rounding bound"
+
+
 def assert_product_close(got, product, a, b, bias, k):
     """got == product(a, b, bias) up to rounding in any summation order: the
     exact value (float64, or longdouble for float64) within k+1 roundings of

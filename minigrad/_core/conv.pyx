@@ -655,6 +655,53 @@ def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None, alway
     return out
 
 
+def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:, :, ::1] dy,
+                    real[:, :, ::1] dx_planes, Axis r, Axis c, int nt):
+    """Per sample: its columns (M x L) = A @ dy[s] by the panel kernel, then
+    folded into its planes, while they are still in cache."""
+    cdef Py_ssize_t s, ch, t, n = dy.shape[0], length = r.n_out * c.n_out
+    cdef Py_ssize_t kk = r.k * c.k, channels = M // kk
+    cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
+    cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
+    dtype = np.float32 if real is float else np.float64
+    cdef real[:, ::1] cols = np.empty((nt, M * length), dtype=dtype)
+    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)), dtype=dtype)
+    cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=dtype)
+    cdef mg_layout lay
+    lay.L, lay.R, lay.S = length, length, 0
+    for s in prange(n, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        if real is float:
+            mg_panel_gemm_f32(&ap[0], M, K, &dy[s, 0, 0], lay, &cols[t, 0], lay, NULL, 0, length,
+                              &scratch[t, 0])
+        else:
+            mg_panel_gemm_f64(&ap[0], M, K, &dy[s, 0, 0], lay, &cols[t, 0], lay, NULL, 0, length,
+                              &scratch[t, 0])
+        for ch in range(channels):
+            _frame_plane(&dx_planes[s * channels + ch, 0, 0], &frames[t, 0],
+                         &cols[t, ch * kk * length], length, r, c, fr, fc, True)
+
+
+def conv_input_grad(a, dy, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """See the reference: dx of a convolution, a (C*kh*kw, O) the transposed
+    weight, dy (N, O, oh*ow). One sample at a time on each thread, so that
+    its columns are folded from cache instead of all the batch's columns
+    going through memory (written by the product, zeroed first by BLAS, read
+    back by col2im)."""
+    m, k = a.shape
+    n = dy.shape[0]
+    if not (PANEL_KERNEL_FAST and m * k * a.itemsize <= PANEL_A_BYTES and _compiled_for(a, dy)
+            and a.dtype == dy.dtype and H > 0 and W > 0 and oh > 0 and ow > 0):
+        return col2im(_ref.input_columns(np, a, dy), H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                      merged=True)
+    c = m // (kh * kw)
+    dx, dx_planes = _empty_like_planes(n, c, H, W, a.dtype)
+    _input_grad_run(_pack_panels(a), m, k, np.ascontiguousarray(dy), dx_planes,
+                    _axis(H, kh, sh, ph, dh, oh),
+                    _axis(W, kw, sw, pw, dw, ow), min(n, _threads(m * k * n * oh * ow // 8)))
+    return dx
+
+
 def max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     """x (N, C, H, W) -> (y, int64 indices), both (N, C, oh, ow)."""
     if not (_compiled_for(x) and oh > 0 and ow > 0):

@@ -14,7 +14,7 @@ Shared conventions:
 """
 
 __all__ = [
-    "im2col", "col2im", "panel_matmul",
+    "im2col", "col2im", "panel_matmul", "conv_input_grad",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
@@ -137,6 +137,21 @@ def col2im(xp, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False)
         for i, j, rs, cs in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
             dpad[:, :, rs, cs] += c6[:, :, i, j]
     return xp.ascontiguousarray(dpad[:, :, ph:ph + H, pw:pw + W])
+
+
+def input_columns(xp, a, dy):
+    """a @ dy[s] for every sample s, merged: (M, N*L) for a (M, O) and
+    dy (N, O, L); one long product, which splits well over BLAS threads."""
+    n, o, length = dy.shape
+    return xp.matmul(a, xp.ascontiguousarray(dy.transpose(1, 0, 2)).reshape(o, n * length))
+
+
+def conv_input_grad(xp, a, dy, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """A convolution's input gradient dx (N, C, H, W): col2im of a @ dy[s]
+    for every sample s, where a (C*kh*kw, O) is the transposed weight and
+    dy (N, O, oh*ow) the output gradient."""
+    return col2im(xp, input_columns(xp, a, dy), H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
+                  merged=True)
 
 
 # ---------------------------------------------------------------- max pooling
