@@ -645,15 +645,16 @@ def test_compiled_panel_matmul_matches_reference(dtype, m, k, n, length):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", list(range(10)) + ["cnn"])
+@pytest.mark.parametrize("seed", list(range(10)) + ["cnn", "channel_groups"])
 def test_conv_input_grad_is_col2im_of_each_samples_product(dtype, seed):
     """Compiled (per sample, folded from cache, threaded for the cnn layer's
-    shape) and reference (one merged product) within the rounding bound of
-    the exact col2im(a @ dy[s]): each pixel sums o products per column
-    entry, then up to kh*kw entries."""
-    if seed == "cnn":
-        g = dict(N=64, C=16, H=14, W=14, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1, oh=14, ow=14)
-        o = 32
+    shape; 20 channels of 32x32 make and fold their columns 8, 8, then 4
+    channels at a time) and reference (one merged product) within the
+    rounding bound of the exact col2im(a @ dy[s]): each pixel sums o
+    products per column entry, then up to kh*kw entries."""
+    if seed in ("cnn", "channel_groups"):
+        n, c, hw, o = (64, 16, 14, 32) if seed == "cnn" else (2, 20, 32, 8)
+        g = dict(N=n, C=c, H=hw, W=hw, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1, oh=hw, ow=hw)
     else:
         g = random_geometry(900 + seed)
         o = int(np.random.default_rng(seed).integers(1, 40))

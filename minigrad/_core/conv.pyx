@@ -655,31 +655,41 @@ def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None, alway
     return out
 
 
+# Columns one thread makes and folds at a time, at most (in its L2 cache).
+FOLD_BLOCK_BYTES = 256 << 10
+
+
 def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:, :, ::1] dy,
                     real[:, :, ::1] dx_planes, Axis r, Axis c, int nt):
-    """Per sample: its columns (M x L) = A @ dy[s] by the panel kernel, then
-    folded into its planes, while they are still in cache."""
-    cdef Py_ssize_t s, ch, t, n = dy.shape[0], length = r.n_out * c.n_out
+    """Per sample and group of channels: their columns = their rows of A @
+    dy[s] by the panel kernel, then folded into their planes while still in
+    cache. A group is a multiple of 8 channels (its rows start a panel)."""
+    cdef Py_ssize_t s, ch, g, ch0, ch1, t, n = dy.shape[0], length = r.n_out * c.n_out
     cdef Py_ssize_t kk = r.k * c.k, channels = M // kk
     cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
     cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
+    cdef Py_ssize_t group = MG_MR * max(1, FOLD_BLOCK_BYTES // (MG_MR * kk * length * sizeof(real)))
+    group = min(group, channels)
     dtype = np.float32 if real is float else np.float64
-    cdef real[:, ::1] cols = np.empty((nt, M * length), dtype=dtype)
-    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)), dtype=dtype)
+    cdef real[:, ::1] cols = np.empty((nt, group * kk * length), dtype=dtype)
+    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(group * kk, K)), dtype=dtype)
     cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=dtype)
     cdef mg_layout lay
     lay.L, lay.R, lay.S = length, length, 0
     for s in prange(n, nogil=True, schedule="static", num_threads=nt):
         t = threadid()
-        if real is float:
-            mg_panel_gemm_f32(&ap[0], M, K, &dy[s, 0, 0], lay, &cols[t, 0], lay, NULL, 0, length,
-                              &scratch[t, 0])
-        else:
-            mg_panel_gemm_f64(&ap[0], M, K, &dy[s, 0, 0], lay, &cols[t, 0], lay, NULL, 0, length,
-                              &scratch[t, 0])
-        for ch in range(channels):
-            _frame_plane(&dx_planes[s * channels + ch, 0, 0], &frames[t, 0],
-                         &cols[t, ch * kk * length], length, r, c, fr, fc, True)
+        for g in range((channels + group - 1) // group):
+            ch0 = g * group
+            ch1 = min(channels, ch0 + group)
+            if real is float:
+                mg_panel_gemm_f32(&ap[ch0 * kk * K], (ch1 - ch0) * kk, K, &dy[s, 0, 0], lay,
+                                  &cols[t, 0], lay, NULL, 0, length, &scratch[t, 0])
+            else:
+                mg_panel_gemm_f64(&ap[ch0 * kk * K], (ch1 - ch0) * kk, K, &dy[s, 0, 0], lay,
+                                  &cols[t, 0], lay, NULL, 0, length, &scratch[t, 0])
+            for ch in range(ch0, ch1):
+                _frame_plane(&dx_planes[s * channels + ch, 0, 0], &frames[t, 0],
+                             &cols[t, (ch - ch0) * kk * length], length, r, c, fr, fc, True)
 
 
 def conv_input_grad(a, dy, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
