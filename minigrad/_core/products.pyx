@@ -8,10 +8,10 @@ one, where 2x is the ceiling. Its batched GEMM (cblas_?gemm_batch) runs each
 product of a batch whole on one thread instead. So two independent products
 of the same work (a linear layer's dx = g @ W and dW = g.T @ x) run side by
 side with no waiting, and one large product runs as two products, one per
-half of its output rows (or columns). A pair gives the bits of OpenBLAS's single-threaded
-products; a split product differs from the whole one in the last bits (as
-OpenBLAS's own results differ with the number of threads), the same on
-every run.
+half of its output rows (or columns). A pair gives the bits of OpenBLAS's
+single-threaded products; a split product differs from the whole one in the
+last bits (as OpenBLAS's own results differ with the number of threads), the
+same on every run.
 
 Used where numpy's BLAS is an ILP64 OpenBLAS with the batched entry points
 (numpy's wheels; minigrad._blas_pool hands over their addresses at import)
