@@ -226,6 +226,51 @@ def test_retained_graph_gives_the_same_weight_gradient_twice():
     np.testing.assert_array_equal(w.grad.numpy(), first)
 
 
+@pytest.mark.parametrize("seed", CONFIGS)
+def test_forward_without_weight_gradient_matches_direct_loops(seed, monkeypatch):
+    """Under no_grad, or with a frozen weight, the columns are not kept and
+    the CPU forward (one group, not 1x1, enough column rows) runs through
+    backend.conv_forward, one sample at a time; the input gradient still
+    flows. (Every configuration counts as having enough column rows here.)"""
+    from minigrad.ops import conv as conv_op
+    monkeypatch.setattr(conv_op, "_PER_SAMPLE_ROWS", 0)
+    backend = mg.device("cpu").backend
+    calls = []
+    fused = backend.conv_forward
+    monkeypatch.setattr(backend, "conv_forward", lambda *a: calls.append(1) or fused(*a))
+    x, w, b, kw = make_operands(seed, bias=seed % 4 != 1)
+    expected = naive_conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    W, B = mg.tensor(w), mg.tensor(b) if b is not None else None
+    with mg.no_grad():
+        np.testing.assert_allclose(_np(conv2d(mg.tensor(x), W, B, **kw)), expected, rtol=1e-12, atol=1e-12)
+    X = mg.tensor(x, requires_grad=True)
+    y = conv2d(X, W, B, **kw)
+    np.testing.assert_allclose(_np(y), expected, rtol=1e-12, atol=1e-12)
+    dy = np.random.default_rng(seed).standard_normal(expected.shape)
+    y.backward(mg.tensor(dy))
+    dx = naive_conv2d_grads(x, w, dy, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])[0]
+    np.testing.assert_allclose(_np(X.grad), dx, rtol=1e-12, atol=1e-12)
+    from minigrad.ops.conv import ConvParams, _is_pointwise
+    params = ConvParams(w.shape[2:], kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    args = params.window(x.shape, w.shape)
+    fused_here = kw["groups"] == 1 and not _is_pointwise(args)
+    assert len(calls) == (2 if fused_here else 0)
+
+
+def test_an_inference_forward_takes_the_per_sample_path(monkeypatch):
+    backend = mg.device("cpu").backend
+    calls = []
+    fused = backend.conv_forward
+    monkeypatch.setattr(backend, "conv_forward", lambda *a: calls.append(1) or fused(*a))
+    x, w = mg.randn(2, 6, 9, 8), mg.randn(5, 6, 3, 3)
+    with mg.no_grad():
+        y = conv2d(x, w, padding=1)
+    assert calls == [1]
+    want = naive_conv2d(_np(x).astype(np.float64), _np(w).astype(np.float64), None, (1, 1), (1, 1),
+                        (1, 1), 1)
+    np.testing.assert_allclose(_np(y), want, rtol=1e-4, atol=1e-4)
+
+
 def test_frozen_weight_keeps_no_columns():
     x = mg.randn(2, 3, 9, 9, requires_grad=True)
     w = mg.randn(5, 3, 3, 3)

@@ -674,6 +674,37 @@ def test_conv_input_grad_is_col2im_of_each_samples_product(dtype, seed):
         assert np.all(err <= bound), f"max error {err.max()} exceeds the rounding bound"
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seed", list(range(10)) + ["cnn", "long_k"])
+def test_conv_forward_is_each_samples_product_with_its_columns(dtype, seed):
+    """Compiled (per sample: im2col into a thread's buffer, then the panel
+    kernel; threaded for the cnn layer's shape, K = 576 in chunks for
+    long_k) against the exact w @ columns + bias, and bit for bit against
+    the panel kernel on the whole batch's merged columns (the same sums in
+    the same order); the reference within the bound too."""
+    if seed in ("cnn", "long_k"):
+        n, c, hw, o = (64, 16, 14, 32) if seed == "cnn" else (3, 64, 9, 24)
+        g = dict(N=n, C=c, H=hw, W=hw, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1, oh=hw, ow=hw)
+    else:
+        g = random_geometry(950 + seed)
+        o = int(np.random.default_rng(seed).integers(1, 40))
+    rng = np.random.default_rng(23)
+    k = g["C"] * g["kh"] * g["kw"]
+    w = rand(rng, (o, k), dtype)
+    x = rand(rng, (g["N"], g["C"], g["H"], g["W"]), dtype)
+    bias = rand(rng, (o,), dtype)
+    cols = ref.im2col(np, x, *window_args(g), merged=True)
+    n, length = g["N"], g["oh"] * g["ow"]
+    for conv_forward in (core.conv_forward, lambda *args: ref.conv_forward(np, *args)):
+        got = conv_forward(w, x, bias, *window_args(g))
+        assert got.shape == (n, o, length) and got.dtype == dtype
+        assert_product_close(got, lambda a_, b_, bias_: ref.panel_matmul(
+            np, a_, b_, n, length, False, True, bias_), w, cols, bias, k)
+    if core.PANEL_KERNEL_FAST:
+        np.testing.assert_array_equal(core.conv_forward(w, x, bias, *window_args(g)),
+                                      core.panel_matmul(w, cols, n, length, False, True, bias))
+
+
 def assert_product_close(got, product, a, b, bias, k):
     """got == product(a, b, bias) up to rounding in any summation order: the
     exact value (float64, or longdouble for float64) within k+1 roundings of

@@ -659,6 +659,57 @@ def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None, alway
 FOLD_BLOCK_BYTES = 256 << 10
 
 
+def _forward_run(const real[::1] ap, Py_ssize_t M, const real[:, :, ::1] x_planes, real[:, :, ::1] y,
+                 bias, Axis r, Axis c, int nt):
+    """Per sample: its columns (K x L) by im2col, then y[s] = A @ columns
+    (+ bias) by the panel kernel while they are still in cache."""
+    cdef Py_ssize_t s, ch, t, n = y.shape[0], length = r.n_out * c.n_out
+    cdef Py_ssize_t kk = r.k * c.k, channels = x_planes.shape[0] // n, K = channels * kk
+    cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
+    cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
+    dtype = np.float32 if real is float else np.float64
+    cdef real[:, ::1] cols = np.empty((nt, K * length), dtype=dtype)
+    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)), dtype=dtype)
+    cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=dtype)
+    cdef const real[::1] bias_v
+    cdef const real* pbias = NULL
+    if bias is not None:
+        bias_v = bias
+        pbias = &bias_v[0]
+    cdef mg_layout lay
+    lay.L, lay.R, lay.S = length, length, 0
+    for s in prange(n, nogil=True, schedule="static", num_threads=nt):
+        t = threadid()
+        for ch in range(channels):
+            _frame_plane(<real*>&x_planes[s * channels + ch, 0, 0], &frames[t, 0],
+                         &cols[t, ch * kk * length], length, r, c, fr, fc, False)
+        if real is float:
+            mg_panel_gemm_f32(&ap[0], M, K, &cols[t, 0], lay, &y[s, 0, 0], lay, pbias, 0, length,
+                              &scratch[t, 0])
+        else:
+            mg_panel_gemm_f64(&ap[0], M, K, &cols[t, 0], lay, &y[s, 0, 0], lay, pbias, 0, length,
+                              &scratch[t, 0])
+
+
+def conv_forward(w, x, bias, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """See the reference: y (N, O, oh*ow) of a convolution, w (O, C*kh*kw).
+    One sample at a time on each thread: its columns are multiplied while in
+    cache instead of the whole batch's going through memory."""
+    m, k = w.shape
+    n, c, h, wd = x.shape
+    if not (PANEL_KERNEL_FAST and m * k * w.itemsize <= PANEL_A_BYTES and _compiled_for(w, x)
+            and w.dtype == x.dtype and (bias is None or bias.dtype == w.dtype)
+            and oh > 0 and ow > 0 and n * c > 0):
+        return panel_matmul(w, im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=True), n,
+                            oh * ow, False, True, bias)
+    y = np.empty((n, m, oh * ow), dtype=w.dtype)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias).reshape(-1)
+    _forward_run(_pack_panels(w), m, _planes(x, h, wd), y, bias, _axis(h, kh, sh, ph, dh, oh),
+                 _axis(wd, kw, sw, pw, dw, ow), min(n, _threads(m * k * n * oh * ow // 8)))
+    return y
+
+
 def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:, :, ::1] dy,
                     real[:, :, ::1] dx_planes, Axis r, Axis c, int nt):
     """Per sample and group of channels: their columns = their rows of A @

@@ -14,7 +14,9 @@ The weight gradient with many rows always takes the merged product: its
 per-sample form needs a sum over an (N, O, C*kh*kw) stack. On the CPU, where
 the batch's columns are large, the input gradient takes neither:
 backend.conv_input_grad makes each sample's columns and folds them while
-they are in cache.
+they are in cache; and a forward whose columns are not kept (no weight
+gradient) multiplies each sample's columns as they are made
+(backend.conv_forward).
 
 The columns are not kept from forward to backward. They are kh*kw times the
 input, and a network would hold them for every layer at once; backward
@@ -174,6 +176,11 @@ class Conv2d(Op):
             # pointwise convolution reads its input in place as the columns
             if _is_pointwise(args):
                 cols, per_sample = xd.reshape(n, kg, length), True
+            elif self.device.type == "cpu" and not keep:
+                # no columns to keep: each sample's are multiplied while in cache
+                y = backend.conv_forward(wd.reshape(o, kg), xd, None if bias is None else bias._data,
+                                         *args)
+                return y.reshape(n, o, args[8], args[9])
             else:
                 cols, per_sample = unfold(backend, xd, args), False
                 self._keep(keep, True, cols.reshape(1, kg, n * length))

@@ -14,7 +14,7 @@ Shared conventions:
 """
 
 __all__ = [
-    "im2col", "col2im", "panel_matmul", "conv_input_grad",
+    "im2col", "col2im", "panel_matmul", "conv_forward", "conv_input_grad",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
@@ -137,6 +137,13 @@ def col2im(xp, cols, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=False)
         for i, j, rs, cs in _offsets(kh, kw, sh, sw, dh, dw, oh, ow):
             dpad[:, :, rs, cs] += c6[:, :, i, j]
     return xp.ascontiguousarray(dpad[:, :, ph:ph + H, pw:pw + W])
+
+
+def conv_forward(xp, w, x, bias, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
+    """A convolution's output y (N, O, oh*ow) (+ bias (O,) when given): w (O,
+    C*kh*kw) times the columns of each sample of x (N, C, H, W)."""
+    cols = im2col(xp, x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=True)
+    return panel_matmul(xp, w, cols, x.shape[0], oh * ow, False, True, bias)
 
 
 def input_columns(xp, a, dy):
