@@ -644,6 +644,16 @@ def test_compiled_panel_matmul_matches_reference(dtype, m, k, n, length):
                     np, a_, b_, n, length, b_per_sample, out_per_sample, bias_), a, b, bb, k)
 
 
+def conv_case(seed, named, random_base):
+    """A convolution's geometry and output channels: a named 3x3, padding 1
+    case (N, C, H = W, O), or a random geometry with 1-39 output channels."""
+    if seed in named:
+        n, c, hw, o = named[seed]
+        return dict(N=n, C=c, H=hw, W=hw, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1,
+                    oh=hw, ow=hw), o
+    return random_geometry(random_base + seed), int(np.random.default_rng(seed).integers(1, 40))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seed", list(range(10)) + ["cnn", "channel_groups"])
 def test_conv_input_grad_is_col2im_of_each_samples_product(dtype, seed):
@@ -652,12 +662,7 @@ def test_conv_input_grad_is_col2im_of_each_samples_product(dtype, seed):
     channels at a time) and reference (one merged product) within the
     rounding bound of the exact col2im(a @ dy[s]): each pixel sums o
     products per column entry, then up to kh*kw entries."""
-    if seed in ("cnn", "channel_groups"):
-        n, c, hw, o = (64, 16, 14, 32) if seed == "cnn" else (2, 20, 32, 8)
-        g = dict(N=n, C=c, H=hw, W=hw, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1, oh=hw, ow=hw)
-    else:
-        g = random_geometry(900 + seed)
-        o = int(np.random.default_rng(seed).integers(1, 40))
+    g, o = conv_case(seed, {"cnn": (64, 16, 14, 32), "channel_groups": (2, 20, 32, 8)}, 900)
     rng = np.random.default_rng(17)
     m = g["C"] * g["kh"] * g["kw"]
     a = rand(rng, (o, m), dtype).T  # the transposed weight, a strided view as the op passes it
@@ -682,12 +687,7 @@ def test_conv_forward_is_each_samples_product_with_its_columns(dtype, seed):
     long_k) against the exact w @ columns + bias, and bit for bit against
     the panel kernel on the whole batch's merged columns (the same sums in
     the same order); the reference within the bound too."""
-    if seed in ("cnn", "long_k"):
-        n, c, hw, o = (64, 16, 14, 32) if seed == "cnn" else (3, 64, 9, 24)
-        g = dict(N=n, C=c, H=hw, W=hw, kh=3, kw=3, sh=1, sw=1, ph=1, pw=1, dh=1, dw=1, oh=hw, ow=hw)
-    else:
-        g = random_geometry(950 + seed)
-        o = int(np.random.default_rng(seed).integers(1, 40))
+    g, o = conv_case(seed, {"cnn": (64, 16, 14, 32), "long_k": (3, 64, 9, 24)}, 950)
     rng = np.random.default_rng(23)
     k = g["C"] * g["kh"] * g["kw"]
     w = rand(rng, (o, k), dtype)
