@@ -150,14 +150,19 @@ def test_forward_and_gradients_match_direct_loops(seed, products, columns):
         np.testing.assert_allclose(_np(B.grad), db, rtol=1e-12, atol=1e-12)
 
 
+def count_backend_calls(monkeypatch, name):
+    """A list that grows by one at each call of the CPU backend's kernel `name`."""
+    backend = mg.device("cpu").backend
+    calls, kernel = [], getattr(backend, name)
+    monkeypatch.setattr(backend, name, lambda *args: calls.append(1) or kernel(*args))
+    return calls
+
+
 def test_large_columns_fold_the_input_gradient_per_sample(monkeypatch):
     """From FOLD_PER_SAMPLE_BYTES of columns on, the input gradient takes the
     backend's conv_input_grad (and matches the other path)."""
     from minigrad.ops import conv as conv_op
-    backend = mg.device("cpu").backend
-    calls = []
-    fused = backend.conv_input_grad
-    monkeypatch.setattr(backend, "conv_input_grad", lambda *a: calls.append(1) or fused(*a))
+    calls = count_backend_calls(monkeypatch, "conv_input_grad")
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((4, 6, 9, 8)), rng.standard_normal((5, 6, 3, 3))
     grads = []
@@ -234,10 +239,7 @@ def test_forward_without_weight_gradient_matches_direct_loops(seed, monkeypatch)
     flows. (Every configuration counts as having enough column rows here.)"""
     from minigrad.ops import conv as conv_op
     monkeypatch.setattr(conv_op, "_PER_SAMPLE_ROWS", 0)
-    backend = mg.device("cpu").backend
-    calls = []
-    fused = backend.conv_forward
-    monkeypatch.setattr(backend, "conv_forward", lambda *a: calls.append(1) or fused(*a))
+    calls = count_backend_calls(monkeypatch, "conv_forward")
     x, w, b, kw = make_operands(seed, bias=seed % 4 != 1)
     expected = naive_conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
     W, B = mg.tensor(w), mg.tensor(b) if b is not None else None
@@ -258,10 +260,7 @@ def test_forward_without_weight_gradient_matches_direct_loops(seed, monkeypatch)
 
 
 def test_an_inference_forward_takes_the_per_sample_path(monkeypatch):
-    backend = mg.device("cpu").backend
-    calls = []
-    fused = backend.conv_forward
-    monkeypatch.setattr(backend, "conv_forward", lambda *a: calls.append(1) or fused(*a))
+    calls = count_backend_calls(monkeypatch, "conv_forward")
     x, w = mg.randn(2, 6, 9, 8), mg.randn(5, 6, 3, 3)
     with mg.no_grad():
         y = conv2d(x, w, padding=1)

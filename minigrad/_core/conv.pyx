@@ -195,6 +195,11 @@ cdef inline void _frame_plane(real* img, real* frame, real* cols, Py_ssize_t kst
                            r.s, c.s, r.d, c.d, r.n_out, c.n_out, fold)
 
 
+cdef inline Py_ssize_t _frame_extent(Axis a) noexcept nogil:
+    """Padded rows (or columns) that windows reach along one axis: the frame's size."""
+    return (a.n_out - 1) * a.s + (a.k - 1) * a.d + 1
+
+
 def _frames_run(const real[:, :, ::1] planes, const real[::1] cols, Py_ssize_t n, Axis r, Axis c,
                 bint merged, bint fold):
     """im2col (planes -> cols) or, with `fold`, col2im (cols -> planes). Both
@@ -203,9 +208,7 @@ def _frames_run(const real[:, :, ::1] planes, const real[::1] cols, Py_ssize_t n
     cdef Py_ssize_t q, p, kk = r.k * c.k, length = r.n_out * c.n_out
     cdef Py_ssize_t channels = planes.shape[0] // n
     cdef Py_ssize_t kstride = n * length if merged else length
-    # the padded rows and columns that windows reach
-    cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
-    cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
+    cdef Py_ssize_t fr = _frame_extent(r), fc = _frame_extent(c)
     cdef int nt = _threads(cols.shape[0])
     cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=np.float32 if real is float else np.float64)
     for q in prange(planes.shape[0], nogil=True, schedule="static", num_threads=nt):
@@ -595,26 +598,26 @@ cdef extern from "panelgemm.h":
                            Py_ssize_t j0, Py_ssize_t j1, double* scratch) noexcept nogil
 
 
+cdef inline void _panel_gemm(const real* ap, Py_ssize_t M, Py_ssize_t K, const real* b,
+                             mg_layout lb, real* out, mg_layout lo, const real* bias,
+                             Py_ssize_t j0, Py_ssize_t j1, real* scratch) noexcept nogil:
+    if real is float:
+        mg_panel_gemm_f32(ap, M, K, b, lb, out, lo, bias, j0, j1, scratch)
+    else:
+        mg_panel_gemm_f64(ap, M, K, b, lb, out, lo, bias, j0, j1, scratch)
+
+
 def _panel_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[::1] b, mg_layout lb,
-               real[::1] out, mg_layout lo, bias, Py_ssize_t N, int nt):
+               real[::1] out, mg_layout lo, const real[::1] bias, Py_ssize_t N, int nt):
     cdef Py_ssize_t t, j0, j1, blocks = (N + MG_NR - 1) // MG_NR
     cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)),
                                          dtype=np.float32 if real is float else np.float64)
-    cdef const real[::1] bias_v
-    cdef const real* pbias = NULL
-    if bias is not None:
-        bias_v = bias
-        pbias = &bias_v[0]
+    cdef const real* pbias = NULL if bias is None else &bias[0]
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         j0 = blocks * t // nt * MG_NR
         j1 = min(N, blocks * (t + 1) // nt * MG_NR)
         if j0 < j1:
-            if real is float:
-                mg_panel_gemm_f32(&ap[0], M, K, &b[0], lb, &out[0], lo, pbias, j0, j1,
-                                  &scratch[threadid(), 0])
-            else:
-                mg_panel_gemm_f64(&ap[0], M, K, &b[0], lb, &out[0], lo, pbias, j0, j1,
-                                  &scratch[threadid(), 0])
+            _panel_gemm(&ap[0], M, K, &b[0], lb, &out[0], lo, pbias, j0, j1, &scratch[threadid(), 0])
 
 
 def _pack_panels(a):
@@ -633,14 +636,23 @@ PANEL_KERNEL_FAST = bool(mg_panel_gemm_fast())
 PANEL_A_BYTES = 512 << 10
 
 
+def _panel_fits(a):
+    """Whether the panel kernel is the faster way to multiply by a (M, K)."""
+    return PANEL_KERNEL_FAST and a.shape[0] * a.shape[1] * a.itemsize <= PANEL_A_BYTES
+
+
+def _per_sample_threads(m, k, n, length):
+    """Threads for n samples' products of (m, k) by (k, length): one sample each."""
+    return min(n, _threads(m * k * n * length // 8))
+
+
 def panel_matmul(a, b, n, length, b_per_sample, out_per_sample, bias=None, always=False):
     """See the reference: a (M, K) @ B (+ bias), B and the result either one
     matrix or one block per sample. `always` (tests) runs the kernel even
     where BLAS is faster (the CPU, or a large A)."""
     m, k = a.shape
     cols = n * length
-    fits = m * k * a.itemsize <= PANEL_A_BYTES
-    if not (((PANEL_KERNEL_FAST and fits) or always) and _compiled_for(a, b) and a.dtype == b.dtype
+    if not ((_panel_fits(a) or always) and _compiled_for(a, b) and a.dtype == b.dtype
             and cols > 0 and m > 0 and k > 0 and (bias is None or bias.dtype == a.dtype)):
         return _ref.panel_matmul(np, a, b, n, length, b_per_sample, out_per_sample, bias)
     b = np.ascontiguousarray(b)
@@ -660,22 +672,17 @@ FOLD_BLOCK_BYTES = 256 << 10
 
 
 def _forward_run(const real[::1] ap, Py_ssize_t M, const real[:, :, ::1] x_planes, real[:, :, ::1] y,
-                 bias, Axis r, Axis c, int nt):
+                 const real[::1] bias, Axis r, Axis c, int nt):
     """Per sample: its columns (K x L) by im2col, then y[s] = A @ columns
     (+ bias) by the panel kernel while they are still in cache."""
     cdef Py_ssize_t s, ch, t, n = y.shape[0], length = r.n_out * c.n_out
     cdef Py_ssize_t kk = r.k * c.k, channels = x_planes.shape[0] // n, K = channels * kk
-    cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
-    cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
+    cdef Py_ssize_t fr = _frame_extent(r), fc = _frame_extent(c)
     dtype = np.float32 if real is float else np.float64
     cdef real[:, ::1] cols = np.empty((nt, K * length), dtype=dtype)
     cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)), dtype=dtype)
     cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=dtype)
-    cdef const real[::1] bias_v
-    cdef const real* pbias = NULL
-    if bias is not None:
-        bias_v = bias
-        pbias = &bias_v[0]
+    cdef const real* pbias = NULL if bias is None else &bias[0]
     cdef mg_layout lay
     lay.L, lay.R, lay.S = length, length, 0
     for s in prange(n, nogil=True, schedule="static", num_threads=nt):
@@ -683,12 +690,8 @@ def _forward_run(const real[::1] ap, Py_ssize_t M, const real[:, :, ::1] x_plane
         for ch in range(channels):
             _frame_plane(<real*>&x_planes[s * channels + ch, 0, 0], &frames[t, 0],
                          &cols[t, ch * kk * length], length, r, c, fr, fc, False)
-        if real is float:
-            mg_panel_gemm_f32(&ap[0], M, K, &cols[t, 0], lay, &y[s, 0, 0], lay, pbias, 0, length,
-                              &scratch[t, 0])
-        else:
-            mg_panel_gemm_f64(&ap[0], M, K, &cols[t, 0], lay, &y[s, 0, 0], lay, pbias, 0, length,
-                              &scratch[t, 0])
+        _panel_gemm(&ap[0], M, K, &cols[t, 0], lay, &y[s, 0, 0], lay, pbias, 0, length,
+                    &scratch[t, 0])
 
 
 def conv_forward(w, x, bias, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
@@ -697,16 +700,15 @@ def conv_forward(w, x, bias, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     cache instead of the whole batch's going through memory."""
     m, k = w.shape
     n, c, h, wd = x.shape
-    if not (PANEL_KERNEL_FAST and m * k * w.itemsize <= PANEL_A_BYTES and _compiled_for(w, x)
-            and w.dtype == x.dtype and (bias is None or bias.dtype == w.dtype)
-            and oh > 0 and ow > 0 and n * c > 0):
+    if not (_panel_fits(w) and _compiled_for(w, x) and w.dtype == x.dtype
+            and (bias is None or bias.dtype == w.dtype) and oh > 0 and ow > 0 and n * c > 0):
         return panel_matmul(w, im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow, merged=True), n,
                             oh * ow, False, True, bias)
     y = np.empty((n, m, oh * ow), dtype=w.dtype)
     if bias is not None:
         bias = np.ascontiguousarray(bias).reshape(-1)
     _forward_run(_pack_panels(w), m, _planes(x, h, wd), y, bias, _axis(h, kh, sh, ph, dh, oh),
-                 _axis(wd, kw, sw, pw, dw, ow), min(n, _threads(m * k * n * oh * ow // 8)))
+                 _axis(wd, kw, sw, pw, dw, ow), _per_sample_threads(m, k, n, oh * ow))
     return y
 
 
@@ -717,8 +719,7 @@ def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:
     cache. A group is a multiple of 8 channels (its rows start a panel)."""
     cdef Py_ssize_t s, ch, g, ch0, ch1, t, n = dy.shape[0], length = r.n_out * c.n_out
     cdef Py_ssize_t kk = r.k * c.k, channels = M // kk
-    cdef Py_ssize_t fr = (r.n_out - 1) * r.s + (r.k - 1) * r.d + 1
-    cdef Py_ssize_t fc = (c.n_out - 1) * c.s + (c.k - 1) * c.d + 1
+    cdef Py_ssize_t fr = _frame_extent(r), fc = _frame_extent(c)
     cdef Py_ssize_t group = MG_MR * max(1, FOLD_BLOCK_BYTES // (MG_MR * kk * length * sizeof(real)))
     group = min(group, channels)
     dtype = np.float32 if real is float else np.float64
@@ -732,12 +733,8 @@ def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:
         for g in range((channels + group - 1) // group):
             ch0 = g * group
             ch1 = min(channels, ch0 + group)
-            if real is float:
-                mg_panel_gemm_f32(&ap[ch0 * kk * K], (ch1 - ch0) * kk, K, &dy[s, 0, 0], lay,
-                                  &cols[t, 0], lay, NULL, 0, length, &scratch[t, 0])
-            else:
-                mg_panel_gemm_f64(&ap[ch0 * kk * K], (ch1 - ch0) * kk, K, &dy[s, 0, 0], lay,
-                                  &cols[t, 0], lay, NULL, 0, length, &scratch[t, 0])
+            _panel_gemm(&ap[ch0 * kk * K], (ch1 - ch0) * kk, K, &dy[s, 0, 0], lay, &cols[t, 0],
+                        lay, NULL, 0, length, &scratch[t, 0])
             for ch in range(ch0, ch1):
                 _frame_plane(&dx_planes[s * channels + ch, 0, 0], &frames[t, 0],
                              &cols[t, (ch - ch0) * kk * length], length, r, c, fr, fc, True)
@@ -751,15 +748,15 @@ def conv_input_grad(a, dy, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     back by col2im)."""
     m, k = a.shape
     n = dy.shape[0]
-    if not (PANEL_KERNEL_FAST and m * k * a.itemsize <= PANEL_A_BYTES and _compiled_for(a, dy)
-            and a.dtype == dy.dtype and H > 0 and W > 0 and oh > 0 and ow > 0):
+    if not (_panel_fits(a) and _compiled_for(a, dy) and a.dtype == dy.dtype
+            and H > 0 and W > 0 and oh > 0 and ow > 0):
         return col2im(_ref.input_columns(np, a, dy), H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
                       merged=True)
     c = m // (kh * kw)
     dx, dx_planes = _empty_like_planes(n, c, H, W, a.dtype)
     _input_grad_run(_pack_panels(a), m, k, np.ascontiguousarray(dy), dx_planes,
                     _axis(H, kh, sh, ph, dh, oh),
-                    _axis(W, kw, sw, pw, dw, ow), min(n, _threads(m * k * n * oh * ow // 8)))
+                    _axis(W, kw, sw, pw, dw, ow), _per_sample_threads(m, k, n, oh * ow))
     return dx
 
 
