@@ -598,7 +598,7 @@ def test_adaptive_matches_torch(torch, shape, out):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("hw", [(4, 6), (5, 7), (2, 2), (28, 28)])
+@pytest.mark.parametrize("hw", [(4, 6), (5, 7), (2, 2), (14, 15), (28, 28)])
 def test_compiled_max_pool_2x2_fast_path(dtype, hw):
     """MaxPool2d(2) has its own compiled kernel: ties (first wins), NaN (last
     NaN wins), -inf-only windows and odd sizes (last row/column dropped)."""

@@ -10,7 +10,7 @@ reference with numpy.
 import numpy as np
 
 from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport INFINITY
 
@@ -120,6 +120,43 @@ cdef extern from *:
                             Py_ssize_t kstride, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                             Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t oh,
                             Py_ssize_t ow, int fold) noexcept nogil
+
+
+cdef extern from *:
+    """
+    #include "vecmath.h"
+    /* MaxPool2d(2) of one plane whose windows all lie inside it: output t's
+       window starts at plane offset corner[t] (one table for every plane).
+       The loop runs over the plane's outputs, not row by row, because rows
+       of outputs are often shorter than a vector (7 in a 14x14 plane): the
+       candidates are loaded by offset instead. Candidates in row-major
+       order; PyTorch's rule: a larger value or a NaN replaces the maximum. */
+    #define MG_DEFINE_MAX_POOL_2X2(SFX, T) \\
+    MG_CLONES static void mg_max_pool_2x2_##SFX(const T *restrict x, T *restrict y, \\
+            int64_t *restrict arg, Py_ssize_t n, Py_ssize_t W, const int32_t *restrict corner) { \\
+        const int32_t w = (int32_t)W; \\
+        for (Py_ssize_t t = 0; t < n; t++) { \\
+            const int32_t o = corner[t]; \\
+            T best = x[o], v; \\
+            int32_t at = o; \\
+            int take; \\
+            v = x[o + 1]; take = (v > best) | (v != v); \\
+            best = take ? v : best; at = take ? o + 1 : at; \\
+            v = x[o + w]; take = (v > best) | (v != v); \\
+            best = take ? v : best; at = take ? o + w : at; \\
+            v = x[o + w + 1]; take = (v > best) | (v != v); \\
+            best = take ? v : best; at = take ? o + w + 1 : at; \\
+            y[t] = best; \\
+            arg[t] = at; \\
+        } \\
+    }
+    MG_DEFINE_MAX_POOL_2X2(f32, float)
+    MG_DEFINE_MAX_POOL_2X2(f64, double)
+    """
+    void mg_max_pool_2x2_f32(const float* x, float* y, int64_t* arg, Py_ssize_t n, Py_ssize_t W,
+                             const int32_t* corner) noexcept nogil
+    void mg_max_pool_2x2_f64(const double* x, double* y, int64_t* arg, Py_ssize_t n, Py_ssize_t W,
+                             const int32_t* corner) noexcept nogil
 
 
 ctypedef fused real:
@@ -284,43 +321,6 @@ cdef void _max_pool_plane(const real* x, real* y, int64_t* arg, real* won,
                 at[ox] = (h0 + ilo * r.d) * c.size + w0 + jlo * c.d
 
 
-cdef inline void _take_max(real v, real k, real* best, real* won) noexcept nogil:
-    """PyTorch's rule: a larger value or a NaN replaces the maximum; k numbers
-    the candidate. Selects in one type, so that loops over it vectorize."""
-    cdef bint take = (v > best[0]) | (v != v)
-    best[0] = v if take else best[0]
-    won[0] = k if take else won[0]
-
-
-cdef void _max_pool_plane_2x2(const real* x, real* y, int64_t* arg, real* won, Py_ssize_t W,
-                              Py_ssize_t oh, Py_ssize_t ow) noexcept nogil:
-    """MaxPool2d(2) on one plane: 2x2 windows, stride 2, no padding, all
-    inside. Per output row, one vectorized pass finds each window's maximum
-    and which of its four candidates won (scratch row `won`), a second turns
-    that into the plane position (the general kernel's per-offset passes cost
-    more than the work on such small windows)."""
-    cdef Py_ssize_t oy, ox, top, k
-    cdef const real* r0
-    cdef const real* r1
-    cdef real* best
-    cdef int64_t* at
-    for oy in range(oh):
-        top = 2 * oy * W
-        r0 = x + top
-        r1 = r0 + W
-        best = y + oy * ow
-        at = arg + oy * ow
-        for ox in range(ow):
-            best[ox] = r0[2 * ox]
-            won[ox] = 0
-            _take_max(r0[2 * ox + 1], 1, &best[ox], &won[ox])
-            _take_max(r1[2 * ox], 2, &best[ox], &won[ox])
-            _take_max(r1[2 * ox + 1], 3, &best[ox], &won[ox])
-        for ox in range(ow):
-            k = <Py_ssize_t>won[ox]
-            at[ox] = top + 2 * ox + (k & 1) + (k >> 1) * W
-
-
 cdef bint _is_2x2(Axis r, Axis c) noexcept nogil:
     return (r.k == 2 and c.k == 2 and r.s == 2 and c.s == 2 and r.p == 0 and c.p == 0
             and r.d == 1 and c.d == 1 and 2 * r.n_out <= r.size and 2 * c.n_out <= c.size)
@@ -330,12 +330,19 @@ def _max_pool_run(const real[:, :, ::1] x, real[:, :, ::1] y, int64_t[:, :, ::1]
                   Axis r, Axis c):
     cdef Py_ssize_t p
     cdef int nt = _threads(y.shape[0] * y.shape[1] * y.shape[2] * r.k * c.k)
-    cdef real[:, ::1] won = np.empty((nt, c.n_out), dtype=np.float32 if real is float else np.float64)
-    if _is_2x2(r, c):
+    cdef Py_ssize_t n = r.n_out * c.n_out
+    cdef int32_t[::1] corner
+    if _is_2x2(r, c) and r.size * c.size < 2 ** 31 - 1:
+        # output t's window starts at plane offset corner[t]
+        corner = (2 * c.size * np.arange(r.n_out)[:, None]
+                  + 2 * np.arange(c.n_out)[None, :]).astype(np.int32).reshape(-1)
         for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
-            _max_pool_plane_2x2(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], &won[threadid(), 0],
-                                c.size, r.n_out, c.n_out)
+            if real is float:
+                mg_max_pool_2x2_f32(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], n, c.size, &corner[0])
+            else:
+                mg_max_pool_2x2_f64(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], n, c.size, &corner[0])
         return
+    cdef real[:, ::1] won = np.empty((nt, c.n_out), dtype=np.float32 if real is float else np.float64)
     cdef int64_t[::1] shift = (np.arange(r.k)[:, None] * (r.d * c.size)
                                + np.arange(c.k)[None, :] * c.d).astype(np.int64).reshape(-1)
     for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
