@@ -620,6 +620,24 @@ def test_compiled_max_pool_2x2_fast_path(dtype, hw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(64, 16, 784), (64, 32, 196), (3, 5, 31), (2, 3, 1),
+                                   (1, 2, 1500), (4, 1, 64), (0, 3, 5), (3, 4, 0)])
+def test_compiled_conv_bias_grad_is_the_exact_sum(dtype, shape):
+    """dy summed over samples and positions, per channel: runs shorter than
+    the lanes (tail only), several blocks (1500), empty sums. Within a few
+    roundings of the exact sum of a large offset plus noise, where a plain
+    float32 running sum loses digits."""
+    rng = np.random.default_rng(sum(shape))
+    dy = (1000.0 + rng.standard_normal(shape)).astype(dtype)
+    exact = np.array([math.fsum(dy[:, c].astype(np.float64).ravel()) for c in range(shape[1])])
+    bound = 8 * np.finfo(dtype).eps * np.abs(dy).sum(axis=(0, 2), dtype=np.float64) + 1e-300
+    for got in (core.conv_bias_grad(dy), ref.conv_bias_grad(np, dy),
+                core.conv_bias_grad(np.asfortranarray(dy))):
+        assert got.dtype == dtype and got.shape == (shape[1],)
+        assert np.all(np.abs(got - exact) <= bound), (got - exact, bound)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,k,n,length", [(32, 144, 8, 196), (5, 7, 3, 11), (9, 3, 2, 1),
                                           (16, 9, 2, 16), (1, 1, 1, 40), (17, 33, 5, 37),
                                           (20, 600, 2, 72), (24, 40, 4, 4096)])

@@ -159,6 +159,23 @@ cdef extern from *:
                              const int32_t* corner) noexcept nogil
 
 
+cdef extern from *:
+    """
+    #include "blocksum.h"
+    /* The sum of a run of n values, in lanes of T folded into double. */
+    #define MG_DEFINE_RUN_SUM(SFX, T) \\
+    MG_CLONES static double mg_run_sum_##SFX(const T *restrict x, Py_ssize_t n) { \\
+        double total; \\
+        MG_SUM_T(T, SFX, n, total, x[k]); \\
+        return total; \\
+    }
+    MG_DEFINE_RUN_SUM(f32, float)
+    MG_DEFINE_RUN_SUM(f64, double)
+    """
+    double mg_run_sum_f32(const float* x, Py_ssize_t n) noexcept nogil
+    double mg_run_sum_f64(const double* x, Py_ssize_t n) noexcept nogil
+
+
 ctypedef fused real:
     float
     double
@@ -745,6 +762,29 @@ def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:
             for ch in range(ch0, ch1):
                 _frame_plane(&dx_planes[s * channels + ch, 0, 0], &frames[t, 0],
                              &cols[t, (ch - ch0) * kk * length], length, r, c, fr, fc, True)
+
+
+def _channel_sums_run(const real[:, :, ::1] dy, real[::1] out):
+    cdef Py_ssize_t c, s
+    cdef double acc
+    cdef int nt = _threads(dy.shape[0] * dy.shape[1] * dy.shape[2])
+    for c in prange(dy.shape[1], nogil=True, schedule="static", num_threads=nt):
+        acc = 0.0
+        for s in range(dy.shape[0]):
+            if real is float:
+                acc = acc + mg_run_sum_f32(&dy[s, c, 0], dy.shape[2])
+            else:
+                acc = acc + mg_run_sum_f64(&dy[s, c, 0], dy.shape[2])
+        out[c] = <real>acc
+
+
+def conv_bias_grad(dy):
+    """See the reference; sums in blocks of lanes added in double."""
+    if not (_compiled_for(dy) and dy.ndim == 3 and dy.shape[2] > 0):
+        return _ref.conv_bias_grad(np, dy)
+    out = np.empty(dy.shape[1], dtype=dy.dtype)
+    _channel_sums_run(np.ascontiguousarray(dy), out)
+    return out
 
 
 def conv_input_grad(a, dy, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):

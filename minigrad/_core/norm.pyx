@@ -37,43 +37,16 @@ cnp.import_array()
 
 cdef extern from *:
     """
-    #include "vecmath.h"
+    #include "blocksum.h"
     #include "parallel.h"
     static int minigrad_norm_max_threads(void) { return mg_max_threads(); }
     static Py_ssize_t minigrad_norm_parallel_min(void) { return MG_PARALLEL_MIN; }
 
     /* Group-norm rows in C, compiled per ISA (MG_CLONES) and for the input's
-       own type T: sums take MG_NL independent lanes of T over blocks of
-       MG_NB elements (a few terms per lane), each block folded and added in
-       double; elementwise work runs in T on data shifted by the row's first
+       own type T: sums in lanes of T folded into double (blocksum.h);
+       elementwise work runs in T on data shifted by the row's first
        element, so that a large mean never meets a rounding. */
-    #define MG_NL 32
-    #define MG_NB 512
-    /* Blocked sums over i in [0, n): t1 = sum(EA), t2 = sum(EQ), with element
-       index k. MG_NL lanes of T per sum over blocks of MG_NB elements, each
-       block folded by a tree in T and added in double. */
-    #define MG_SUM2_T(T, SFX, n, t1, t2, PRE, EA, EQ) do { \\
-        double t1_ = 0.0, t2_ = 0.0; \\
-        for (Py_ssize_t b_ = 0; b_ < (n); b_ += MG_NB) { \\
-            Py_ssize_t e_ = (n) - b_ < MG_NB ? (n) : b_ + MG_NB, i_ = b_; \\
-            T a_[MG_NL], q_[MG_NL]; \\
-            for (int j = 0; j < MG_NL; j++) { a_[j] = 0; q_[j] = 0; } \\
-            for (; i_ + MG_NL <= e_; i_ += MG_NL) \\
-                for (int j = 0; j < MG_NL; j++) { \\
-                    Py_ssize_t k = i_ + j; PRE; a_[j] += (EA); q_[j] += (EQ); \\
-                } \\
-            for (; i_ < e_; i_++) { Py_ssize_t k = i_; PRE; t1_ += (EA); t2_ += (EQ); } \\
-            t1_ += mg_fold_##SFX(a_); t2_ += mg_fold_##SFX(q_); \\
-        } \\
-        t1 = t1_; t2 = t2_; \\
-    } while (0)
-
     #define MG_DEFINE_NORM(SFX, T) \\
-    MG_INLINE double mg_fold_##SFX(T *a) { \\
-        for (int w = MG_NL / 2; w > 0; w /= 2) \\
-            for (int j = 0; j < w; j++) a[j] += a[j + w]; \\
-        return a[0]; \\
-    } \\
     /* One (n, g) row of K members of S elements: statistics, then \\
        y = (x - mean) * rstd * w[k] + b[k], computed as ((x - shift) - d) ... \\
        with d = mean - shift, so that a large mean never meets a rounding. */ \\

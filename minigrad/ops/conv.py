@@ -226,7 +226,7 @@ class Conv2d(Op):
         n, o, oh, ow = dy.shape
         og, kg, length = o // groups, wd.shape[1] * wd.shape[2] * wd.shape[3], oh * ow
         dy = dy.reshape(n, o, length)
-        db = _wrap(dy.sum(axis=(0, 2)), dev) if need_b else None
+        db = _wrap(backend.conv_bias_grad(dy), dev) if need_b else None
         per_sample = _per_sample(dev, kg)
         merged_w = need_w and not _few_rows(kg)  # (few rows: per-sample products are faster)
         fused_x = need_x and _folds_per_sample(dev, args, groups, kg * n * length * dy.itemsize)

@@ -14,7 +14,7 @@ Shared conventions:
 """
 
 __all__ = [
-    "im2col", "col2im", "panel_matmul", "conv_forward", "conv_input_grad",
+    "im2col", "col2im", "panel_matmul", "conv_forward", "conv_input_grad", "conv_bias_grad",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward",
@@ -159,6 +159,12 @@ def conv_input_grad(xp, a, dy, H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     dy (N, O, oh*ow) the output gradient."""
     return col2im(xp, input_columns(xp, a, dy), H, W, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow,
                   merged=True)
+
+
+def conv_bias_grad(xp, dy):
+    """A convolution's bias gradient: dy (N, O, L) summed over samples and
+    positions -> (O,), in dy's dtype."""
+    return dy.sum(axis=(0, 2))
 
 
 # ---------------------------------------------------------------- max pooling
