@@ -88,6 +88,8 @@ MG_CLONES static void mg_panel_gemm_##SFX(const T *restrict ap, ptrdiff_t M, ptr
                     packed[k * MG_NR + j] = j < nr ? B[at[j] + k * lb.R] : (T)0; \
         } \
         const int out_contiguous = nr == MG_NR && jb / lo.L == (jb + MG_NR - 1) / lo.L; \
+        /* where the block's row 0 starts (a division: once per block, not per row) */ \
+        const ptrdiff_t out0 = mg_at(lo, 0, jb); \
         ptrdiff_t out_at[MG_NR]; \
         if (!out_contiguous) \
             for (ptrdiff_t j = 0; j < nr; j++) out_at[j] = mg_at(lo, 0, jb + j); \
@@ -115,7 +117,7 @@ MG_CLONES static void mg_panel_gemm_##SFX(const T *restrict ap, ptrdiff_t M, ptr
                     const T add = bias ? bias[ib + i] : (T)0; \
                     mg_vec_##SFX row = acc[i] + add; \
                     if (out_contiguous) { \
-                        memcpy(out + mg_at(lo, ib + i, jb), &row, sizeof row); \
+                        memcpy(out + out0 + (ib + i) * lo.R, &row, sizeof row); \
                     } else { \
                         for (ptrdiff_t j = 0; j < nr; j++) \
                             out[out_at[j] + (ib + i) * lo.R] = row[j]; \

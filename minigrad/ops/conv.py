@@ -134,12 +134,14 @@ def _per_sample(device, kg):
     return _few_rows(kg) or (device.type == "cpu" and get_num_threads() == 1)
 
 
-# From this size of the batch's columns on, the CPU's input gradient is
-# folded per sample, from cache (backend.conv_input_grad). Below it, one long
-# product and a fold of the whole were as fast (144 x 12544 floats, 7 MB:
-# 0.95x) and share dy's merged copy with the weight gradient; at 9 MB and
-# 37 MB the per-sample fold took 0.75x and 0.87x the time.
-FOLD_PER_SAMPLE_BYTES = 8 << 20
+# From this size of the batch's columns on (more than a core's L2 holds), the
+# CPU's input gradient is folded per sample, from cache
+# (backend.conv_input_grad), instead of one long product whose columns go
+# through memory and a fold of the whole. Input gradient alone, AVX-512 host:
+# 0.85-0.93x the time at the cnn's second layer (144 x 12544 floats, 7 MB),
+# 0.4x there while other tenants load the memory, 0.6x at 32x64x16x16 -> 64;
+# below 1 MB the two were level within a few microseconds.
+FOLD_PER_SAMPLE_BYTES = 1 << 20
 
 
 def _folds_per_sample(device, args, groups, columns_bytes):
