@@ -173,9 +173,10 @@ class Conv2d(Op):
         w3 = wd.reshape(groups, o // groups, kg)
         self.kept = None  # (merged, columns) for the backward
         keep = weight.requires_grad and is_grad_enabled()
-        if groups == 1 and (_is_pointwise(args) or not _few_rows(kg)):
-            # one product, written straight into y's (N, O, L) layout; a
-            # pointwise convolution reads its input in place as the columns
+        if groups == 1:
+            # one product (per sample when the columns are), written straight
+            # into y's (N, O, L) layout with the bias; a pointwise convolution
+            # reads its input in place as the columns
             if _is_pointwise(args):
                 cols, per_sample = xd.reshape(n, kg, length), True
             elif self.device.type == "cpu" and not keep:
@@ -183,6 +184,9 @@ class Conv2d(Op):
                 y = backend.conv_forward(wd.reshape(o, kg), xd, None if bias is None else bias._data,
                                          *args)
                 return y.reshape(n, o, args[8], args[9])
+            elif _few_rows(kg):  # per-sample columns, the layout the weight gradient takes
+                cols, per_sample = unfold(backend, xd, args, merged=False).reshape(n, kg, length), True
+                self._keep(keep, False, cols.reshape(n, 1, kg, length))
             else:
                 cols, per_sample = unfold(backend, xd, args), False
                 self._keep(keep, True, cols.reshape(1, kg, n * length))

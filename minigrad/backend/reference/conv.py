@@ -28,12 +28,12 @@ def panel_matmul(xp, a, b, n, length, b_per_sample, out_per_sample, bias=None):
     or b (n, K, length) when b_per_sample (sample-major columns, as dy). The
     result is (M, n*length), or (n, M, length) when out_per_sample (as y)."""
     m, k = a.shape
-    if b_per_sample:
+    if b_per_sample and not out_per_sample:
         b = b.transpose(1, 0, 2).reshape(k, n * length)
-    y = xp.matmul(a, b)
+    y = xp.matmul(a, b)  # (n, M, L) when b is per sample, else (M, n*L)
     if bias is not None:
         y += bias.reshape(m, 1)
-    if out_per_sample:
+    if out_per_sample and y.ndim == 2:
         return xp.ascontiguousarray(y.reshape(m, n, length).transpose(1, 0, 2))
     return y
 
