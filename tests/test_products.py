@@ -49,9 +49,11 @@ def two_blas_threads():
 
 LAYOUTS = ["c", "t", "c_view", "t_view"]
 # (M, K, N): the mlp's products, odd sizes, split by rows (M >= N) or by
-# columns (M < N), lines just enough to split, and too few to split
+# columns (M < N), lines just enough to split, too few to split, and split
+# by the inner dimension (K at least 4x the longer output side; odd K too)
 SHAPES = [(128, 784, 512), (512, 128, 784), (128, 256, 512), (233, 444, 499),
-          (65, 300, 700), (1000, 37, 90), (40, 900, 800), (40, 2000, 60), (60, 2000, 40)]
+          (65, 300, 700), (1000, 37, 90), (40, 900, 800), (40, 2000, 60), (60, 2000, 40),
+          (144, 12544, 32), (32, 3001, 48), (100, 400, 100)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -104,12 +106,36 @@ def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(two_blas_th
 
 
 @batched
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_long_inner_dimension_is_split_into_two_single_threaded_halves(two_blas_threads, dtype):
+    # a convolution's weight gradient: (channels x kernel) by (batch x pixels)
+    rng = np.random.default_rng(7)
+    cols = rng.standard_normal((144, 3000)).astype(dtype)
+    dy = rng.standard_normal((32, 3000)).astype(dtype)
+    calls = products.batched_calls()
+    got = products.matmul(cols, dy.T)
+    assert products.batched_calls() == calls + 1
+    half = 1504  # the first half a whole number of 16-line blocks
+    before = mg.get_num_threads()
+    try:
+        mg.set_num_threads(1)  # OpenBLAS's own single-threaded products, then one sum
+        want = cols[:, :half] @ dy[:, :half].T
+        want += cols[:, half:] @ dy[:, half:].T
+    finally:
+        mg.set_num_threads(before)
+    np.testing.assert_array_equal(got, want)
+    _assert_close(got, cols, dy.T)
+
+
+@batched
 @pytest.mark.parametrize("shape, whole_too", [
     ((128, 10, 256), True), ((125, 64, 125), True), ((10, 128, 256), True),
     # the whole above the floor, each half of 64 lines under it
     ((128, 80, 128), False), ((120, 80, 136), False),
     # halves of 48 and 18 lines (rows, then columns): the second too thin
-    ((66, 900, 60), False), ((40, 900, 66), False)], ids=str)
+    ((66, 263, 64), False), ((64, 263, 66), False),
+    # a long inner dimension whose halves (1000 and 984) are each under it
+    ((32, 1984, 32), False)], ids=str)
 def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_threads, shape, whole_too):
     # OpenBLAS's batched GEMM crashes the process on these (its small-matrix
     # path): each product, and each half of a split one, must stay above

@@ -250,7 +250,10 @@ class Conv2d(Op):
                 dw_t = xp.matmul(cols, dy_s.transpose(0, 1, 3, 2)).sum(axis=0)
             else:  # cols·dy₂ᵀ: faster than dy₂·colsᵀ, whose large operand is the transposed one
                 cols = self._columns(True, (groups, kg, n * length))
-                dw_t = xp.matmul(cols, dy_m.transpose(0, 2, 1))
+                if groups == 1:  # the backend's product: its long inner axis split over threads
+                    dw_t = backend.matmul(cols[0], dy_m[0].T)[None]
+                else:
+                    dw_t = xp.matmul(cols, dy_m.transpose(0, 2, 1))
             dw = _wrap(xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(wd.shape), dev)
             del cols  # before the input gradient's columns: one column buffer at a time
         if fused_x:
