@@ -29,3 +29,15 @@ cdef inline void narrow_to_float(const double* src, float* dst, Py_ssize_t n) no
     cdef Py_ssize_t i
     for i in range(n):
         dst[i] = <float>src[i]
+
+
+cdef inline object thread_rows(cnp.npy_intp threads, cnp.npy_intp width, int typenum):
+    """A (threads, W) scratch array of W >= width elements per row, one row
+    per thread, rows at least a 64-byte cache line apart: threads writing
+    rows that share a line wait on each other for it (the general pooling
+    kernels ran slower on two threads than on one)."""
+    cdef cnp.npy_intp line = 64 // cnp.PyArray_DescrFromType(typenum).itemsize
+    cdef cnp.npy_intp dims[2]
+    dims[0] = threads
+    dims[1] = (width + 2 * line - 1) // line * line
+    return cnp.PyArray_EMPTY(2, dims, typenum, 0)

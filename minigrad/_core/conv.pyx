@@ -8,13 +8,17 @@ and writes stay contiguous. Other dtypes, and empty arrays, go to the
 reference with numpy.
 """
 import numpy as np
+cimport numpy as cnp
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t
 from libc.string cimport memcpy, memset
 from libc.math cimport INFINITY
 
+from minigrad._core.arrays cimport thread_rows
 from minigrad.backend.reference import conv as _ref
+
+cnp.import_array()
 
 __all__ = list(_ref.__all__)
 
@@ -264,7 +268,7 @@ def _frames_run(const real[:, :, ::1] planes, const real[::1] cols, Py_ssize_t n
     cdef Py_ssize_t kstride = n * length if merged else length
     cdef Py_ssize_t fr = _frame_extent(r), fc = _frame_extent(c)
     cdef int nt = _threads(cols.shape[0])
-    cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=np.float32 if real is float else np.float64)
+    cdef real[:, ::1] frames = thread_rows(nt, fr * fc, cnp.NPY_FLOAT32 if real is float else cnp.NPY_FLOAT64)
     for q in prange(planes.shape[0], nogil=True, schedule="static", num_threads=nt):
         p = _plane(q, n, channels, merged)
         _frame_plane(<real*>&planes[p, 0, 0], &frames[threadid(), 0],
@@ -359,11 +363,7 @@ def _max_pool_run(const real[:, :, ::1] x, real[:, :, ::1] y, int64_t[:, :, ::1]
             else:
                 mg_max_pool_2x2_f64(&x[p, 0, 0], &y[p, 0, 0], &arg[p, 0, 0], n, c.size, &corner[0])
         return
-    # each thread's scratch row on cache lines of its own, a line apart: rows
-    # sharing a line made two threads 1.4-1.8x slower than one
-    cdef Py_ssize_t line = 64 // sizeof(real)
-    cdef Py_ssize_t width = (c.n_out + 2 * line - 1) // line * line
-    cdef real[:, ::1] won = np.empty((nt, width), dtype=np.float32 if real is float else np.float64)
+    cdef real[:, ::1] won = thread_rows(nt, c.n_out, cnp.NPY_FLOAT32 if real is float else cnp.NPY_FLOAT64)
     cdef int64_t[::1] shift = (np.arange(r.k)[:, None] * (r.d * c.size)
                                + np.arange(c.k)[None, :] * c.d).astype(np.int64).reshape(-1)
     for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
@@ -498,7 +498,7 @@ def _box_mean_run(const real[:, :, ::1] x, real[:, :, ::1] y, rows, cols,
     cdef Boxes c = _boxes(cols[0], cols[1])
     cdef Py_ssize_t p, W = x.shape[2], oh = y.shape[1], ow = y.shape[2]
     cdef int nt = _threads(x.shape[0] * (x.shape[1] * W + oh * ow))
-    cdef double[:, ::1] scratch = np.empty((nt, W))
+    cdef double[:, ::1] scratch = thread_rows(nt, W, cnp.NPY_FLOAT64)
     for p in prange(x.shape[0], nogil=True, schedule="static", num_threads=nt):
         _box_mean_plane(&x[p, 0, 0], &y[p, 0, 0], r, c, W, oh, ow, &inv[0, 0],
                         &scratch[threadid(), 0])
@@ -638,8 +638,8 @@ cdef inline void _panel_gemm(const real* ap, Py_ssize_t M, Py_ssize_t K, const r
 def _panel_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[::1] b, mg_layout lb,
                real[::1] out, mg_layout lo, const real[::1] bias, Py_ssize_t N, int nt):
     cdef Py_ssize_t t, j0, j1, blocks = (N + MG_NR - 1) // MG_NR
-    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)),
-                                         dtype=np.float32 if real is float else np.float64)
+    cdef real[:, ::1] scratch = thread_rows(nt, MG_PANEL_SCRATCH(M, K),
+                                            cnp.NPY_FLOAT32 if real is float else cnp.NPY_FLOAT64)
     cdef const real* pbias = NULL if bias is None else &bias[0]
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         j0 = blocks * t // nt * MG_NR
@@ -706,10 +706,10 @@ def _forward_run(const real[::1] ap, Py_ssize_t M, const real[:, :, ::1] x_plane
     cdef Py_ssize_t s, ch, t, n = y.shape[0], length = r.n_out * c.n_out
     cdef Py_ssize_t kk = r.k * c.k, channels = x_planes.shape[0] // n, K = channels * kk
     cdef Py_ssize_t fr = _frame_extent(r), fc = _frame_extent(c)
-    dtype = np.float32 if real is float else np.float64
-    cdef real[:, ::1] cols = np.empty((nt, K * length), dtype=dtype)
-    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(M, K)), dtype=dtype)
-    cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=dtype)
+    cdef int typenum = cnp.NPY_FLOAT32 if real is float else cnp.NPY_FLOAT64
+    cdef real[:, ::1] cols = thread_rows(nt, K * length, typenum)
+    cdef real[:, ::1] scratch = thread_rows(nt, MG_PANEL_SCRATCH(M, K), typenum)
+    cdef real[:, ::1] frames = thread_rows(nt, fr * fc, typenum)
     cdef const real* pbias = NULL if bias is None else &bias[0]
     cdef mg_layout lay
     lay.L, lay.R, lay.S = length, length, 0
@@ -750,10 +750,10 @@ def _input_grad_run(const real[::1] ap, Py_ssize_t M, Py_ssize_t K, const real[:
     cdef Py_ssize_t fr = _frame_extent(r), fc = _frame_extent(c)
     cdef Py_ssize_t group = MG_MR * max(1, FOLD_BLOCK_BYTES // (MG_MR * kk * length * sizeof(real)))
     group = min(group, channels)
-    dtype = np.float32 if real is float else np.float64
-    cdef real[:, ::1] cols = np.empty((nt, group * kk * length), dtype=dtype)
-    cdef real[:, ::1] scratch = np.empty((nt, MG_PANEL_SCRATCH(group * kk, K)), dtype=dtype)
-    cdef real[:, ::1] frames = np.empty((nt, fr * fc), dtype=dtype)
+    cdef int typenum = cnp.NPY_FLOAT32 if real is float else cnp.NPY_FLOAT64
+    cdef real[:, ::1] cols = thread_rows(nt, group * kk * length, typenum)
+    cdef real[:, ::1] scratch = thread_rows(nt, MG_PANEL_SCRATCH(group * kk, K), typenum)
+    cdef real[:, ::1] frames = thread_rows(nt, fr * fc, typenum)
     cdef mg_layout lay
     lay.L, lay.R, lay.S = length, length, 0
     for s in prange(n, nogil=True, schedule="static", num_threads=nt):
