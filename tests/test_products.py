@@ -134,7 +134,7 @@ def test_a_long_inner_dimension_is_split_into_two_single_threaded_halves(two_bla
     ((128, 80, 128), False), ((120, 80, 136), False),
     # halves of 48 and 18 lines (rows, then columns): the second too thin
     ((66, 263, 64), False), ((64, 263, 66), False),
-    # a long inner dimension whose halves (1000 and 984) are each under it
+    # a long inner dimension whose halves (992 each) are each under it
     ((32, 1984, 32), False)], ids=str)
 def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_threads, shape, whole_too):
     # OpenBLAS's batched GEMM crashes the process on these (its small-matrix

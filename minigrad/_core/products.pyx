@@ -246,11 +246,11 @@ def matmul(a, b):
         return a @ b
     cdef cnp.ndarray x = a, y = b
     cdef Py_ssize_t rows = cnp.PyArray_DIM(x, 0), cols = cnp.PyArray_DIM(y, 1)
+    if cnp.PyArray_DIM(x, 1) >= LONG_INNER * max(rows, cols):
+        return _inner_halves(a, b, t)
     # Each half packs its own copy of the operand it shares with the other:
     # halves of the rows share b (inner x cols), halves of the columns share
     # a (rows x inner). Split the longer side, so the smaller one is shared.
-    if cnp.PyArray_DIM(x, 1) >= LONG_INNER * max(rows, cols):
-        return _inner_halves(a, b, t)
     cdef bint by_rows = rows >= cols, ready
     cdef Py_ssize_t lines = rows if by_rows else cols
     # the first half a whole number of the kernels' 16-line blocks
