@@ -16,6 +16,7 @@ products = pytest.importorskip("minigrad._core.products", reason="a build withou
 
 batched = pytest.mark.skipif(_blas_pool.batched_gemm_entries() is None,
                              reason="numpy's BLAS is not an ILP64 OpenBLAS with batched GEMM")
+avx512 = pytest.mark.skipif(not products.vecgemm_available(), reason="the CPU has no AVX-512")
 
 
 def _matrix(rng, rows, cols, dtype, layout):
@@ -47,6 +48,22 @@ def two_blas_threads():
     mg.set_num_threads(before)
 
 
+@pytest.fixture
+def openblas_products():
+    """The float32 products on OpenBLAS's batched GEMM, not the AVX-512 kernel."""
+    was = products.use_vecgemm(False)
+    yield
+    products.use_vecgemm(was)
+
+
+@pytest.fixture(params=["vecgemm", "openblas"])
+def float32_kernel(request):
+    """Each test once with the AVX-512 kernel on (where the CPU has it), once off."""
+    was = products.use_vecgemm(request.param == "vecgemm")
+    yield request.param
+    products.use_vecgemm(was)
+
+
 LAYOUTS = ["c", "t", "c_view", "t_view"]
 # (M, K, N): the mlp's products, odd sizes, split by rows (M >= N) or by
 # columns (M < N), lines just enough to split, too few to split, and split
@@ -60,7 +77,8 @@ SHAPES = [(128, 784, 512), (512, 128, 784), (128, 256, 512), (233, 444, 499),
 @pytest.mark.parametrize("a_layout", LAYOUTS)
 @pytest.mark.parametrize("b_layout", LAYOUTS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_matmul_and_pair_match_the_float64_product(two_blas_threads, shape, a_layout, b_layout, dtype):
+def test_matmul_and_pair_match_the_float64_product(two_blas_threads, float32_kernel, shape, a_layout,
+                                                   b_layout, dtype):
     m, k, n = shape
     rng = np.random.default_rng(m * k + n)
     a, b = _matrix(rng, m, k, dtype, a_layout), _matrix(rng, k, n, dtype, b_layout)
@@ -73,7 +91,7 @@ def test_matmul_and_pair_match_the_float64_product(two_blas_threads, shape, a_la
 
 @batched
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_pair_gives_the_bits_of_single_threaded_products(dtype):
+def test_a_pair_gives_the_bits_of_single_threaded_products(openblas_products, dtype):
     rng = np.random.default_rng(1)
     g, w, x = (rng.standard_normal(s).astype(dtype) for s in ((128, 256), (256, 512), (128, 512)))
     before = mg.get_num_threads()
@@ -90,7 +108,7 @@ def test_a_pair_gives_the_bits_of_single_threaded_products(dtype):
 
 
 @batched
-def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(two_blas_threads):
+def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(openblas_products, two_blas_threads):
     rng = np.random.default_rng(2)
     x, w, g = (rng.standard_normal(s).astype(np.float32) for s in ((128, 784), (512, 784), (128, 512)))
     calls = products.batched_calls()
@@ -107,7 +125,7 @@ def test_large_products_take_the_batched_path_and_repeat_bit_for_bit(two_blas_th
 
 @batched
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_a_long_inner_dimension_is_split_into_two_single_threaded_halves(two_blas_threads, dtype):
+def test_a_long_inner_dimension_is_split_into_two_single_threaded_halves(openblas_products, two_blas_threads, dtype):
     # a convolution's weight gradient: (channels x kernel) by (batch x pixels)
     rng = np.random.default_rng(7)
     cols = rng.standard_normal((144, 3000)).astype(dtype)
@@ -136,7 +154,7 @@ def test_a_long_inner_dimension_is_split_into_two_single_threaded_halves(two_bla
     ((66, 263, 64), False), ((64, 263, 66), False),
     # a long inner dimension whose halves (992 each) are each under it
     ((32, 1984, 32), False)], ids=str)
-def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_threads, shape, whole_too):
+def test_products_at_most_the_floor_never_reach_the_batched_gemm(openblas_products, two_blas_threads, shape, whole_too):
     # OpenBLAS's batched GEMM crashes the process on these (its small-matrix
     # path): each product, and each half of a split one, must stay above
     m, k, n = shape
@@ -153,7 +171,7 @@ def test_products_at_most_the_floor_never_reach_the_batched_gemm(two_blas_thread
 
 @batched
 @pytest.mark.parametrize("threads", [1, 3])
-def test_other_thread_counts_run_the_plain_products(threads):
+def test_other_thread_counts_run_the_plain_products(openblas_products, threads):
     # one thread has nothing to put side by side; with more than two, two
     # products would leave threads idle that OpenBLAS's own split would use
     rng = np.random.default_rng(4)
@@ -188,7 +206,7 @@ def _strided(rng):
     lambda r: (r.standard_normal((300, 400)).view(_Subclass), r.standard_normal((400, 300)).view(_Subclass)),
 ], ids=["mixed_dtypes", "integers", "no_unit_stride", "byte_swapped", "empty_rows", "empty_inner", "3d",
         "subclass"])
-def test_other_operands_get_the_reference_result(two_blas_threads, operands):
+def test_other_operands_get_the_reference_result(two_blas_threads, openblas_products, operands):
     a, b = operands(np.random.default_rng(5))
     want = ref.matmul(np, a, b)
     got = products.matmul(a, b)
@@ -240,18 +258,24 @@ def test_products_from_several_python_threads(two_blas_threads, beside):
     assert not errors
 
 
-@batched
 @pytest.mark.skipif(core_disabled(), reason="MINIGRAD_DISABLE_CORE=1: the layers run the reference products")
 @pytest.mark.parametrize("op", ["linear", "matmul"])
-def test_layers_take_their_gradients_side_by_side(two_blas_threads, op):
+def test_layers_take_their_products_on_the_fast_paths(two_blas_threads, float32_kernel, op):
+    # the AVX-512 kernel runs all three products; without it, OpenBLAS's
+    # batched GEMM runs the forward split in two and the gradients as a pair
+    if float32_kernel == "vecgemm" and not products.vecgemm_available():
+        pytest.skip("the CPU has no AVX-512")
+    if float32_kernel == "openblas" and _blas_pool.batched_gemm_entries() is None:
+        pytest.skip("numpy's BLAS is not an ILP64 OpenBLAS with batched GEMM")
+    count = products.vecgemm_calls if float32_kernel == "vecgemm" else products.batched_calls
     mg.manual_seed(0)
     x = mg.randn(128, 512, requires_grad=True)
     w = mg.randn(256, 512, requires_grad=True)
-    calls = products.batched_calls()
+    calls = count()
     y = mg.nn.functional.linear(x, w) if op == "linear" else x @ w.T
     gy = np.random.default_rng(7).standard_normal((128, 256)).astype(np.float32)
     y.backward(mg.tensor(gy))
-    assert products.batched_calls() == calls + 2  # the forward product and the pair
+    assert count() == calls + (3 if float32_kernel == "vecgemm" else 2)
     xd, wd = x.detach().numpy().astype(np.float64), w.detach().numpy().astype(np.float64)
     np.testing.assert_allclose(y.detach().numpy(), xd @ wd.T, rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(x.grad.numpy(), gy @ wd, rtol=1e-4, atol=1e-3)
@@ -266,7 +290,7 @@ def test_the_batched_gemm_is_checked_against_numpy_at_import(two_blas_threads):
 
 
 @batched
-def test_a_batched_gemm_that_disagrees_is_not_used(monkeypatch, two_blas_threads):
+def test_a_batched_gemm_that_disagrees_is_not_used(openblas_products, monkeypatch, two_blas_threads):
     monkeypatch.setattr(products, "batched_gemm_agrees", lambda: False)
     rng = np.random.default_rng(8)
     a, b = rng.standard_normal((256, 512)).astype(np.float32), rng.standard_normal((512, 512)).astype(np.float32)
@@ -282,3 +306,107 @@ def test_a_batched_gemm_that_disagrees_is_not_used(monkeypatch, two_blas_threads
     calls = products.batched_calls()
     products.matmul(a, b)
     assert products.batched_calls() == calls + 1
+
+
+# --- the AVX-512 kernel (_core/vecgemm.h) ---
+
+def _b_operand(rng, k, n, layout):
+    """B (k, n) with its rows contiguous ("rows", "rows_view") or its columns
+    contiguous ("cols": a weight used transposed, "cols_view")."""
+    if layout == "rows":
+        return rng.standard_normal((k, n)).astype(np.float32)
+    if layout == "rows_view":
+        return rng.standard_normal((k + 3, n + 9)).astype(np.float32)[2:k + 2, 5:n + 5]
+    if layout == "cols":
+        return rng.standard_normal((n, k)).astype(np.float32).T
+    return rng.standard_normal((n + 4, k + 11)).astype(np.float32)[1:n + 1, 7:k + 7].T
+
+
+def _a_operand(rng, m, k, layout):
+    """A (m, k) with any strides: C order, transposed, or every other element."""
+    if layout == "c":
+        return rng.standard_normal((m, k)).astype(np.float32)
+    if layout == "t":
+        return rng.standard_normal((k, m)).astype(np.float32).T
+    return rng.standard_normal((2 * m, 2 * k + 1)).astype(np.float32)[::2, 1::2]
+
+
+@avx512
+@pytest.mark.parametrize("a_layout", ["c", "t", "strided"])
+@pytest.mark.parametrize("b_layout", ["rows", "rows_view", "cols", "cols_view"])
+# rows around the 6-row tile, columns around the 16-column vector and the
+# 64-column block, the inner dimension around 16 and the 128-row block
+@pytest.mark.parametrize("shape", [(1, 1, 1), (5, 15, 17), (6, 16, 16), (7, 17, 63), (13, 127, 64),
+                                   (12, 128, 65), (37, 129, 130), (128, 300, 200), (61, 257, 1)],
+                         ids=str)
+def test_the_avx512_kernel_matches_the_float64_product(shape, a_layout, b_layout):
+    m, k, n = shape
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    a, b = _a_operand(rng, m, k, a_layout), _b_operand(rng, k, n, b_layout)
+    got = products.vecgemm(a, b)
+    assert got is not None and got.flags.c_contiguous
+    _assert_close(got, a, b)
+
+
+@avx512
+@pytest.mark.parametrize("b_layout", ["rows", "cols"])
+def test_the_avx512_kernel_gives_the_same_bits_however_the_columns_are_split(b_layout):
+    # every sum runs over the inner dimension in the same order in each split
+    rng = np.random.default_rng(9)
+    a, b = _a_operand(rng, 70, 300, "c"), _b_operand(rng, 300, 211, b_layout)
+    whole = products.vecgemm(a, b, 1)
+    for parts in (2, 3, 5, 16):
+        np.testing.assert_array_equal(products.vecgemm(a, b, parts), whole)
+    _assert_close(whole, a, b)
+
+
+@avx512
+def test_the_avx512_kernel_keeps_nan_and_inf_to_their_own_rows_and_columns():
+    # the zero padding of a partial block or tile must not meet A's values
+    rng = np.random.default_rng(10)
+    a, b = _a_operand(rng, 13, 130, "c"), _b_operand(rng, 130, 70, "cols")
+    a[3, 5], a[8, 129], b[7, 69] = np.nan, np.inf, np.inf
+    got = products.vecgemm(a, b, 2)
+    with np.errstate(invalid="ignore"):
+        want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-3)
+
+
+@avx512
+@pytest.mark.parametrize("operands", [
+    lambda r: (r.standard_normal((30, 40)), r.standard_normal((40, 30))),  # float64
+    lambda r: (r.standard_normal((30, 40)).astype(np.float32), _strided(r)[:40, :30]),  # no unit stride in b
+    lambda r: (r.standard_normal((30, 40)).astype(np.float32), r.standard_normal((41, 30)).astype(np.float32)),
+], ids=["float64", "b_without_unit_stride", "mismatched"])
+def test_the_avx512_kernel_declines_what_it_does_not_take(operands):
+    a, b = operands(np.random.default_rng(11))
+    assert products.vecgemm(a, b) is None
+    with pytest.raises(ValueError, match="parts"):
+        products.vecgemm(a, b, 0)
+
+
+@avx512
+def test_small_products_stay_with_numpy(two_blas_threads):
+    # under the floor numpy's call costs less than the kernel saves
+    rng = np.random.default_rng(12)
+    a, b = _a_operand(rng, 32, 32, "c"), _b_operand(rng, 32, 32, "cols")
+    calls = products.vecgemm_calls()
+    np.testing.assert_array_equal(products.matmul(a, b), a @ b)
+    assert products.vecgemm_calls() == calls
+
+
+@avx512
+def test_narrow_outputs_on_two_threads_stay_with_openblas(two_blas_threads):
+    # parts of fewer than 64 columns leave the kernel's tile part empty: a
+    # convolution's weight gradient ran slower on it than on OpenBLAS's split
+    rng = np.random.default_rng(13)
+    a, b = _a_operand(rng, 144, 3000, "c"), _b_operand(rng, 3000, 120, "cols")
+    calls = products.vecgemm_calls()
+    _assert_close(products.matmul(a, b), a, b)
+    assert products.vecgemm_calls() == calls
+    b = _b_operand(rng, 3000, 128, "cols")  # two parts of 64
+    _assert_close(products.matmul(a, b), a, b)
+    assert products.vecgemm_calls() == calls + 1
