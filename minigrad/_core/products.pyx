@@ -4,11 +4,11 @@ backend/reference/products.py).
 
 On a CPU with AVX-512, float32 products with B's rows or columns contiguous
 (every product of a linear layer: x @ W.T, g @ W, g.T @ x) run on
-vecgemm.h, their output columns split over the threads. OpenBLAS packs both
+vecgemm.h, split over the threads by rows or columns. OpenBLAS packs both
 operands, and on x @ W.T that costs it a fifth of the product; the kernel
 packs only B's blocks, and on two threads took 0.70-0.82x the time of the
 OpenBLAS paths below on the mlp's products (128x784x512 forward 0.73x, its
-weight gradient 0.82x; 1024x784x512 1.0x). Its result does not depend on
+weight gradient 0.82x; 1024x784x512 0.92x). Its result does not depend on
 how the columns are split.
 
 Elsewhere, OpenBLAS threads a product by splitting it over its threads,
@@ -284,17 +284,23 @@ cdef object _empty(cnp.ndarray a, cnp.ndarray b, int typenum):
 # Work (M * N * K) from which a float32 product runs on the AVX-512 kernel
 # (below it, numpy's call costs less than the kernel saves).
 cdef int64_t VECGEMM_MIN = 1 << 16
-# Columns each thread needs for the kernel to run its full tile (four
-# vectors of 16). Narrower parts stay with OpenBLAS's paths: a convolution's
-# weight gradient, (144, 12544) @ (12544, 32), took 1.14x their time in
-# parts of 16 columns, (576, 16384) @ (16384, 64) 1.12x in parts of 32.
+# How a product is split over threads: by rows where each thread gets at
+# least VECGEMM_PART_ROWS of them, else by columns where each gets at least
+# VECGEMM_PART_COLUMNS (the kernel's full tile: four vectors of 16); neither,
+# it stays with OpenBLAS's paths. Halves of the columns pack only their own
+# blocks of B, but each reads all of A: from 256 rows on halves of the rows
+# took less time, (384, 512) @ (512, 256) 0.76-0.80x, (1024, 512) @ (512, 256)
+# 0.86x, while at 128 rows they took 1.05-1.19x. Parts of 16 or 32 columns,
+# a convolution's weight gradient, (144, 12544) @ (12544, 32), took 1.14x
+# OpenBLAS's time.
+cdef Py_ssize_t VECGEMM_PART_ROWS = 128
 cdef Py_ssize_t VECGEMM_PART_COLUMNS = 64
 
 
-cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts):
+cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts, bint by_rows):
     """x @ y (float32 2-D, checked by the caller) on the AVX-512 kernel, its
-    columns split into `parts` ranges, one thread each; None where y's
-    layout does not fit (neither its rows nor its columns contiguous)."""
+    rows (or columns) split into `parts` ranges, one thread each; None where
+    y's layout does not fit (neither its rows nor its columns contiguous)."""
     global _vecgemm_calls
     cdef Py_ssize_t ars = cnp.PyArray_STRIDE(x, 0), acs = cnp.PyArray_STRIDE(x, 1)
     cdef Py_ssize_t brs = cnp.PyArray_STRIDE(y, 0), bcs = cnp.PyArray_STRIDE(y, 1)
@@ -309,44 +315,54 @@ cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts):
     cdef const float* a = <const float*>cnp.PyArray_DATA(x)
     cdef const float* b = <const float*>cnp.PyArray_DATA(y)
     cdef float* o = <float*>cnp.PyArray_DATA(out)
-    # whole vectors of 16 columns per thread: each packs only its own columns
-    # of y (halves of the rows would each pack all of them)
-    cdef Py_ssize_t width = ((cols + parts - 1) // parts + 15) // 16 * 16
+    # whole tiles of 6 rows, or whole vectors of 16 columns, per thread
+    cdef Py_ssize_t step = 6 if by_rows else 16
+    cdef Py_ssize_t lines = rows if by_rows else cols
+    cdef Py_ssize_t width = ((lines + parts - 1) // parts + step - 1) // step * step
+    cdef Py_ssize_t start, stop
     cdef int p
     if parts <= 1:
         mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows, 0, cols)
     else:
         for p in prange(parts, nogil=True, schedule="static", num_threads=parts):
-            if p * width < cols:
-                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows,
-                                p * width, min(cols, (p + 1) * width))
+            start = p * width
+            stop = min(lines, start + width)
+            if start < stop and by_rows:
+                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, start, stop, 0, cols)
+            elif start < stop:
+                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows, start, stop)
     _vecgemm_calls += 1
     return out
 
 
 cdef object _vecgemm_sized(object a, object b):
     """a @ b on the AVX-512 kernel where it is on and the product is float32
-    and large enough, on all threads from SIDE_BY_SIDE_MIN; None otherwise."""
+    and large enough, on all threads from SIDE_BY_SIDE_MIN (split as told
+    above VECGEMM_PART_ROWS); None otherwise."""
     if not _vecgemm_on or _usable(a, b, cnp.NPY_FLOAT32) < 0:
         return None
     cdef int64_t work = _work(a, b)
     if work < VECGEMM_MIN:
         return None
     cdef int parts = mg_max_threads() if work >= SIDE_BY_SIDE_MIN else 1
-    if parts > 1 and cnp.PyArray_DIM(<cnp.ndarray>b, 1) < VECGEMM_PART_COLUMNS * parts:
-        return None
-    return _vecgemm(a, b, parts)
+    cdef Py_ssize_t rows = cnp.PyArray_DIM(<cnp.ndarray>a, 0), cols = cnp.PyArray_DIM(<cnp.ndarray>b, 1)
+    if parts <= 1 or rows >= VECGEMM_PART_ROWS * parts:
+        return _vecgemm(a, b, parts, True)
+    if cols >= VECGEMM_PART_COLUMNS * parts:
+        return _vecgemm(a, b, parts, False)
+    return None
 
 
-def vecgemm(a, b, int parts=1):
-    """a @ b on the AVX-512 kernel whatever its size, its columns split into
-    `parts` ranges on as many threads; None where the kernel does not apply
-    (not on this CPU, not two float32 matrices, or a layout it does not take)."""
+def vecgemm(a, b, int parts=1, bint by_rows=False):
+    """a @ b on the AVX-512 kernel whatever its size, its columns (or rows)
+    split into `parts` ranges on as many threads; None where the kernel does
+    not apply (not on this CPU, not two float32 matrices, or a layout it does
+    not take)."""
     if parts < 1:
         raise ValueError(f"parts must be at least 1, got {parts}")
     if not mg_vecgemm_available() or _usable(a, b, cnp.NPY_FLOAT32) < 0:
         return None
-    return _vecgemm(a, b, parts)
+    return _vecgemm(a, b, parts, by_rows)
 
 
 def matmul(a, b):

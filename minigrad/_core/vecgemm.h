@@ -15,7 +15,7 @@
    b[k * brs + j * bcs], with bcs == 1 (rows of B contiguous) or brs == 1
    (columns contiguous); out is row-major with `ldo` values per row. Every
    sum runs over k in order (a block adds to the previous blocks' sums in
-   out), so the result does not depend on how the columns are split. */
+   out), so the result does not depend on how the work is split. */
 #ifndef MINIGRAD_VECGEMM_H
 #define MINIGRAD_VECGEMM_H
 
