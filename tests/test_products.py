@@ -337,7 +337,8 @@ def _a_operand(rng, m, k, layout):
 # rows around the 6-row tile, columns around the 16-column vector and the
 # 64-column block, the inner dimension around 16 and the 128-row block
 @pytest.mark.parametrize("shape", [(1, 1, 1), (5, 15, 17), (6, 16, 16), (7, 17, 63), (13, 127, 64),
-                                   (12, 128, 65), (37, 129, 130), (128, 300, 200), (61, 257, 1)],
+                                   (12, 128, 65), (37, 129, 130), (128, 300, 200), (61, 257, 1),
+                                   (600, 130, 70)],  # more rows than a chunk of 512
                          ids=str)
 def test_the_avx512_kernel_matches_the_float64_product(shape, a_layout, b_layout):
     m, k, n = shape

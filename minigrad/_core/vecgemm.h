@@ -20,14 +20,12 @@
 #define MINIGRAD_VECGEMM_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MG_VG_MR 6    /* rows of A per tile */
 #define MG_VG_NR 64   /* columns of B per tile: four vectors of 16 floats */
 #define MG_VG_KC 128  /* rows of B per block: 32 KB packed, held in L1 */
-#ifndef MG_VG_MC
-#define MG_VG_MC 512
-#endif
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -116,48 +114,81 @@ MG_VG_INLINE void mg_vg_tile(int mr, int nv, __mmask16 last, ptrdiff_t kc, const
         }
 }
 
-/* mg_vg_tile with mr and nv as constants, so that the sums stay in registers */
-#define MG_VG_TILE_NV(MR_)                                                            \
+/* mg_vg_tile with mr, nv and A's strides as constants, so that the sums stay
+   in registers and the loads of A need no multiplications */
+#define MG_VG_TILE_NV(MR_, ARS, ACS)                                                  \
     switch (nv) {                                                                     \
-    case 4: mg_vg_tile(MR_, 4, last, kc, a, ars, acs, packed, o, ldo, add); break;    \
-    case 3: mg_vg_tile(MR_, 3, last, kc, a, ars, acs, packed, o, ldo, add); break;    \
-    case 2: mg_vg_tile(MR_, 2, last, kc, a, ars, acs, packed, o, ldo, add); break;    \
-    default: mg_vg_tile(MR_, 1, last, kc, a, ars, acs, packed, o, ldo, add); break;   \
+    case 4: mg_vg_tile(MR_, 4, last, kc, a, ARS, ACS, packed, o, ldo, add); break;    \
+    case 3: mg_vg_tile(MR_, 3, last, kc, a, ARS, ACS, packed, o, ldo, add); break;    \
+    case 2: mg_vg_tile(MR_, 2, last, kc, a, ARS, ACS, packed, o, ldo, add); break;    \
+    default: mg_vg_tile(MR_, 1, last, kc, a, ARS, ACS, packed, o, ldo, add); break;   \
+    }
+#define MG_VG_TILE(ARS, ACS)                                                          \
+    switch (mr) {                                                                     \
+    case 6: MG_VG_TILE_NV(6, ARS, ACS) break;                                         \
+    case 5: MG_VG_TILE_NV(5, ARS, ACS) break;                                         \
+    case 4: MG_VG_TILE_NV(4, ARS, ACS) break;                                         \
+    case 3: MG_VG_TILE_NV(3, ARS, ACS) break;                                         \
+    case 2: MG_VG_TILE_NV(2, ARS, ACS) break;                                         \
+    default: MG_VG_TILE_NV(1, ARS, ACS) break;                                        \
     }
 
+/* Rows [i0, i1) of A for columns [k0, k0 + kc), copied tile by tile: the
+   tile of rows i0 + 6t.. holds its values at t * 6 * kc + k * 6 + i. */
+MG_VG_INLINE void mg_vg_pack_rows(const float *A, ptrdiff_t ars, ptrdiff_t acs, ptrdiff_t i0,
+                                  ptrdiff_t i1, ptrdiff_t k0, ptrdiff_t kc, float *dst) {
+    for (ptrdiff_t ib = i0; ib < i1; ib += MG_VG_MR, dst += MG_VG_MR * kc) {
+        const ptrdiff_t mr = i1 - ib < MG_VG_MR ? i1 - ib : MG_VG_MR;
+        const float *src = A + ib * ars + k0 * acs;
+        for (ptrdiff_t k = 0; k < kc; k++)
+            for (ptrdiff_t i = 0; i < mr; i++) dst[k * MG_VG_MR + i] = src[i * ars + k * acs];
+    }
+}
+
+/* Rows of A per chunk: a chunk's rows for one block of k (256 KB) stay in L2
+   while every block of columns runs over them. */
+#define MG_VG_MC 512
+
 /* Rows [i0, i1) and columns [j0, j1) of out = A @ B, K the inner dimension.
-   For each block of B's rows, each block of its columns is packed once and
-   every tile of rows runs over it. */
+   For each chunk of A's rows and block of B's rows, each block of B's
+   columns is packed once and every tile of the chunk runs over it. A is
+   read in place where its rows are contiguous; otherwise (a transposed A,
+   the weight gradient's g.T) a chunk's block is copied first: read in place,
+   its columns a power of two apart mapped every tile's values to one or two
+   sets of the L1 cache. */
 MG_VG_TARGET static void mg_vecgemm_part(const float *A, ptrdiff_t ars, ptrdiff_t acs,
         const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *out, ptrdiff_t ldo, ptrdiff_t K,
         ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
     float packed[MG_VG_KC * MG_VG_NR] __attribute__((aligned(64)));
-    const ptrdiff_t rows_end = i1;
-    for (ptrdiff_t ic = i0; ic < rows_end; ic += MG_VG_MC) {
-    i1 = rows_end - ic < MG_VG_MC ? rows_end : ic + MG_VG_MC;
-    for (ptrdiff_t kb = 0; kb < K; kb += MG_VG_KC) {
-        const ptrdiff_t kc = K - kb < MG_VG_KC ? K - kb : MG_VG_KC;
-        const int add = kb > 0;
-        for (ptrdiff_t jb = j0; jb < j1; jb += MG_VG_NR) {
-            const ptrdiff_t nb = j1 - jb < MG_VG_NR ? j1 - jb : MG_VG_NR;
-            const int nv = (int)((nb + 15) / 16);
-            const __mmask16 last = mg_vg_first(nb - 16 * (nv - 1));
-            mg_vg_pack(B + kb * brs + jb * bcs, brs, bcs, kc, nb, packed);
-            for (ptrdiff_t ib = ic; ib < i1; ib += MG_VG_MR) {
-                const float *a = A + ib * ars + kb * acs;
-                float *o = out + ib * ldo + jb;
-                switch (i1 - ib < MG_VG_MR ? (int)(i1 - ib) : MG_VG_MR) {
-                case 6: MG_VG_TILE_NV(6) break;
-                case 5: MG_VG_TILE_NV(5) break;
-                case 4: MG_VG_TILE_NV(4) break;
-                case 3: MG_VG_TILE_NV(3) break;
-                case 2: MG_VG_TILE_NV(2) break;
-                default: MG_VG_TILE_NV(1) break;
+    /* whole tiles of rows: a chunk's last tile is padded to MG_VG_MR rows */
+    const size_t chunk = (MG_VG_MC + MG_VG_MR - 1) / MG_VG_MR * MG_VG_MR * MG_VG_KC;
+    float *rows = acs == 1 ? NULL : (float *)malloc(chunk * sizeof(float));
+    for (ptrdiff_t ic = i0; ic < i1; ic += MG_VG_MC) {
+        const ptrdiff_t ie = i1 - ic < MG_VG_MC ? i1 : ic + MG_VG_MC;
+        for (ptrdiff_t kb = 0; kb < K; kb += MG_VG_KC) {
+            const ptrdiff_t kc = K - kb < MG_VG_KC ? K - kb : MG_VG_KC;
+            const int add = kb > 0;
+            if (rows != NULL) mg_vg_pack_rows(A, ars, acs, ic, ie, kb, kc, rows);
+            for (ptrdiff_t jb = j0; jb < j1; jb += MG_VG_NR) {
+                const ptrdiff_t nb = j1 - jb < MG_VG_NR ? j1 - jb : MG_VG_NR;
+                const int nv = (int)((nb + 15) / 16);
+                const __mmask16 last = mg_vg_first(nb - 16 * (nv - 1));
+                mg_vg_pack(B + kb * brs + jb * bcs, brs, bcs, kc, nb, packed);
+                for (ptrdiff_t ib = ic; ib < ie; ib += MG_VG_MR) {
+                    const int mr = ie - ib < MG_VG_MR ? (int)(ie - ib) : MG_VG_MR;
+                    float *o = out + ib * ldo + jb;
+                    if (rows != NULL) {
+                        const float *a = rows + (ib - ic) * kc;
+                        MG_VG_TILE(1, MG_VG_MR)
+                    } else {
+                        const float *a = A + ib * ars + kb;
+                        MG_VG_TILE(ars, 1)
+                    }
                 }
             }
         }
     }
-    }
+    free(rows);
 }
 
 /* 1 when the CPU runs AVX-512 (the kernel's instructions) */
