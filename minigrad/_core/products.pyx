@@ -3,13 +3,13 @@ own, the rest through OpenBLAS's batched GEMM (reference:
 backend/reference/products.py).
 
 On a CPU with AVX-512, float32 products with B's rows or columns contiguous
-(every product of a linear layer: x @ W.T, g @ W, g.T @ x) run on
-vecgemm.h, split over the threads by rows or columns. OpenBLAS packs both
-operands, and on x @ W.T that costs it a fifth of the product; the kernel
-packs only B's blocks, and on two threads took 0.70-0.82x the time of the
-OpenBLAS paths below on the mlp's products (128x784x512 forward 0.73x, its
-weight gradient 0.82x; 1024x784x512 0.92x). Its result does not depend on
-how the columns are split.
+(every product of a linear layer: x @ W.T, g @ W, g.T @ x) run on vecgemm.h,
+split over the threads by rows or columns. OpenBLAS packs both operands, and
+on x @ W.T that costs it a fifth of the product; the kernel packs only B's
+blocks, and on two threads took 0.69-0.92x the time of the OpenBLAS paths
+below on the mlp's and eval's products (128x784x512 forward 0.73x, its
+weight gradient 0.69x; 1024x784x512 0.92x). Its result does not depend on
+how the work is split.
 
 Elsewhere, OpenBLAS threads a product by splitting it over its threads,
 which then wait on each other for the panels they pack for one another: on
@@ -59,12 +59,13 @@ cdef extern from "vecgemm.h" nogil:
                          Py_ssize_t brs, Py_ssize_t bcs, float* out, Py_ssize_t ldo,
                          Py_ssize_t K, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1)
     int mg_vecgemm_available()
+    enum: MG_VG_MR  # rows of a tile
 
 cdef extern from "parallel.h":
     int mg_max_threads() nogil
 
-# Whether float32 products of a transposed B run on the AVX-512 kernel
-# (vecgemm.h); tests switch it off to compare with the reference.
+# Whether float32 products run on the AVX-512 kernel (vecgemm.h) where it
+# applies; tests switch it off to run OpenBLAS's paths.
 cdef bint _vecgemm_on = mg_vecgemm_available() != 0
 cdef Py_ssize_t _vecgemm_calls = 0
 
@@ -315,8 +316,8 @@ cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts, bint by_rows):
     cdef const float* a = <const float*>cnp.PyArray_DATA(x)
     cdef const float* b = <const float*>cnp.PyArray_DATA(y)
     cdef float* o = <float*>cnp.PyArray_DATA(out)
-    # whole tiles of 6 rows, or whole vectors of 16 columns, per thread
-    cdef Py_ssize_t step = 6 if by_rows else 16
+    # whole tiles of rows, or whole vectors of 16 columns, per thread
+    cdef Py_ssize_t step = MG_VG_MR if by_rows else 16
     cdef Py_ssize_t lines = rows if by_rows else cols
     cdef Py_ssize_t width = ((lines + parts - 1) // parts + step - 1) // step * step
     cdef Py_ssize_t start, stop
@@ -337,8 +338,8 @@ cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts, bint by_rows):
 
 cdef object _vecgemm_sized(object a, object b):
     """a @ b on the AVX-512 kernel where it is on and the product is float32
-    and large enough, on all threads from SIDE_BY_SIDE_MIN (split as told
-    above VECGEMM_PART_ROWS); None otherwise."""
+    and large enough: on all threads from SIDE_BY_SIDE_MIN, split by rows
+    or by columns (see VECGEMM_PART_ROWS); None otherwise."""
     if not _vecgemm_on or _usable(a, b, cnp.NPY_FLOAT32) < 0:
         return None
     cdef int64_t work = _work(a, b)
