@@ -57,9 +57,11 @@ cdef Py_ssize_t _batched_calls = 0
 cdef extern from "vecgemm.h" nogil:
     void mg_vecgemm_part(const float* A, Py_ssize_t ars, Py_ssize_t acs, const float* B,
                          Py_ssize_t brs, Py_ssize_t bcs, float* out, Py_ssize_t ldo,
-                         Py_ssize_t K, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1)
+                         Py_ssize_t K, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1,
+                         float* rows)
     int mg_vecgemm_available()
     enum: MG_VG_MR  # rows of a tile
+    enum: MG_VG_ROWS_SCRATCH  # values of a part's copy of A, where its rows are not contiguous
 
 cdef extern from "parallel.h":
     int mg_max_threads() nogil
@@ -298,6 +300,10 @@ cdef Py_ssize_t VECGEMM_PART_ROWS = 128
 cdef Py_ssize_t VECGEMM_PART_COLUMNS = 64
 
 
+cdef inline float* _share(float* scratch, int part) noexcept nogil:
+    return NULL if scratch == NULL else scratch + <Py_ssize_t>part * MG_VG_ROWS_SCRATCH
+
+
 cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts, bint by_rows):
     """x @ y (float32 2-D, checked by the caller) on the AVX-512 kernel, its
     rows (or columns) split into `parts` ranges, one thread each; None where
@@ -316,6 +322,11 @@ cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts, bint by_rows):
     cdef const float* a = <const float*>cnp.PyArray_DATA(x)
     cdef const float* b = <const float*>cnp.PyArray_DATA(y)
     cdef float* o = <float*>cnp.PyArray_DATA(out)
+    cdef cnp.ndarray scratch = None
+    cdef float* rows_scratch = NULL
+    if acs != 1:  # each part copies A's blocks into its own share
+        scratch = numpy.empty(max(parts, 1) * MG_VG_ROWS_SCRATCH, numpy.float32)
+        rows_scratch = <float*>cnp.PyArray_DATA(scratch)
     # whole tiles of rows, or whole vectors of 16 columns, per thread
     cdef Py_ssize_t step = MG_VG_MR if by_rows else 16
     cdef Py_ssize_t lines = rows if by_rows else cols
@@ -323,15 +334,17 @@ cdef object _vecgemm(cnp.ndarray x, cnp.ndarray y, int parts, bint by_rows):
     cdef Py_ssize_t start, stop
     cdef int p
     if parts <= 1:
-        mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows, 0, cols)
+        mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows, 0, cols, rows_scratch)
     else:
         for p in prange(parts, nogil=True, schedule="static", num_threads=parts):
             start = p * width
             stop = min(lines, start + width)
             if start < stop and by_rows:
-                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, start, stop, 0, cols)
+                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, start, stop, 0, cols,
+                                _share(rows_scratch, p))
             elif start < stop:
-                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows, start, stop)
+                mg_vecgemm_part(a, ars, acs, b, brs, bcs, o, cols, inner, 0, rows, start, stop,
+                                _share(rows_scratch, p))
     _vecgemm_calls += 1
     return out
 

@@ -21,12 +21,17 @@
 #define MINIGRAD_VECGEMM_H
 
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MG_VG_MR 6    /* rows of A per tile */
 #define MG_VG_NR 64   /* columns of B per tile: four vectors of 16 floats */
 #define MG_VG_KC 128  /* rows of B per block: 32 KB packed, held in L1 */
+/* Rows of A per chunk: a chunk's rows for one block of k (256 KB) stay in L2
+   while every block of columns runs over them. */
+#define MG_VG_MC 512
+/* Values of the scratch a call needs where A's rows are not contiguous: a
+   chunk's block of A, its last tile padded to MG_VG_MR rows. */
+#define MG_VG_ROWS_SCRATCH ((MG_VG_MC + MG_VG_MR - 1) / MG_VG_MR * MG_VG_MR * MG_VG_KC)
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -115,8 +120,8 @@ MG_VG_INLINE void mg_vg_tile(int mr, int nv, __mmask16 last, ptrdiff_t kc, const
         }
 }
 
-/* mg_vg_tile with mr, nv and A's strides as constants, so that the sums stay
-   in registers and the loads of A need no multiplications */
+/* mg_vg_tile with mr, nv and A's column stride as constants, so that the
+   sums stay in registers and the loads of A need no multiplications */
 #define MG_VG_TILE_NV(MR_, ARS, ACS)                                                  \
     switch (nv) {                                                                     \
     case 4: mg_vg_tile(MR_, 4, last, kc, a, ARS, ACS, packed, o, ldo, add); break;    \
@@ -146,25 +151,21 @@ MG_VG_INLINE void mg_vg_pack_rows(const float *A, ptrdiff_t ars, ptrdiff_t acs, 
     }
 }
 
-/* Rows of A per chunk: a chunk's rows for one block of k (256 KB) stay in L2
-   while every block of columns runs over them. */
-#define MG_VG_MC 512
 
 /* Rows [i0, i1) and columns [j0, j1) of out = A @ B, K the inner dimension.
    For each chunk of A's rows and block of B's rows, each block of B's
    columns is packed once and every tile of the chunk runs over it. A is
    read in place where its rows are contiguous; otherwise (a transposed A,
    the weight gradient's g.T) a chunk's block is copied first, tile by
-   tile: read in place, each tile's values a column of A apart, dW took
-   1.2x the time (1024x256x1024 2.5 vs 2.0 ms on two threads, 512x128x784
-   0.41 vs 0.35). */
+   tile, into `rows` (MG_VG_ROWS_SCRATCH values, unused where acs == 1):
+   read in place, each tile's values a column of A apart, dW took 1.2x the
+   time (1024x256x1024 2.5 vs 2.0 ms on two threads, 512x128x784 0.41 vs
+   0.35). */
 MG_VG_TARGET static void mg_vecgemm_part(const float *A, ptrdiff_t ars, ptrdiff_t acs,
         const float *B, ptrdiff_t brs, ptrdiff_t bcs, float *out, ptrdiff_t ldo, ptrdiff_t K,
-        ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
+        ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1, float *rows) {
     float packed[MG_VG_KC * MG_VG_NR] __attribute__((aligned(64)));
-    /* whole tiles of rows: a chunk's last tile is padded to MG_VG_MR rows */
-    const size_t chunk = (MG_VG_MC + MG_VG_MR - 1) / MG_VG_MR * MG_VG_MR * MG_VG_KC;
-    float *rows = acs == 1 ? NULL : (float *)malloc(chunk * sizeof(float));
+    if (acs == 1) rows = NULL;
     for (ptrdiff_t ic = i0; ic < i1; ic += MG_VG_MC) {
         const ptrdiff_t ie = i1 - ic < MG_VG_MC ? i1 : ic + MG_VG_MC;
         for (ptrdiff_t kb = 0; kb < K; kb += MG_VG_KC) {
@@ -190,7 +191,6 @@ MG_VG_TARGET static void mg_vecgemm_part(const float *A, ptrdiff_t ars, ptrdiff_
             }
         }
     }
-    free(rows);
 }
 
 /* 1 when the CPU runs AVX-512 (the kernel's instructions) */
@@ -203,9 +203,9 @@ static int mg_vecgemm_available(void) {
 
 static void mg_vecgemm_part(const float *A, ptrdiff_t ars, ptrdiff_t acs, const float *B,
         ptrdiff_t brs, ptrdiff_t bcs, float *out, ptrdiff_t ldo, ptrdiff_t K,
-        ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1) {
+        ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t j0, ptrdiff_t j1, float *rows) {
     (void)A; (void)ars; (void)acs; (void)B; (void)brs; (void)bcs; (void)out; (void)ldo;
-    (void)K; (void)i0; (void)i1; (void)j0; (void)j1;
+    (void)K; (void)i0; (void)i1; (void)j0; (void)j1; (void)rows;
 }
 static int mg_vecgemm_available(void) { return 0; }
 
